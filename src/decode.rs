@@ -332,17 +332,13 @@ impl Decoder {
             let Some(offset) = memchr::memchr2(b'\r', b'\n', &buf[start..]) else {
                 self.scanned = buf.len();
                 if buf.len() > self.max_line_length {
-                    return Err(self.fail(DecodeError::LineTooLong {
-                        limit: self.max_line_length,
-                    }));
+                    return Err(self.fail(DecodeError::LineTooLong { limit: self.max_line_length }));
                 }
                 return Ok(None);
             };
             let end = start + offset;
             if end > self.max_line_length {
-                return Err(self.fail(DecodeError::LineTooLong {
-                    limit: self.max_line_length,
-                }));
+                return Err(self.fail(DecodeError::LineTooLong { limit: self.max_line_length }));
             }
             let dispatched = self.process_line(&buf[..end]);
             let line_end = match buf.get(end..end + 2) {
@@ -482,15 +478,9 @@ impl Decoder {
             }
             b"data" => {
                 let value = String::from_utf8_lossy(value);
-                let size = self
-                    .data
-                    .len()
-                    .saturating_add(value.len())
-                    .saturating_add(1);
+                let size = self.data.len().saturating_add(value.len()).saturating_add(1);
                 if size > self.max_event_size {
-                    return Err(self.fail(DecodeError::EventTooLarge {
-                        limit: self.max_event_size,
-                    }));
+                    return Err(self.fail(DecodeError::EventTooLarge { limit: self.max_event_size }));
                 }
                 self.data.push_str(&value);
                 self.data.push('\n');
@@ -501,10 +491,7 @@ impl Decoder {
             }
             // Only ASCII digits, so the bytes are valid UTF-8; an overflow is ignored.
             b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
-                if let Some(ms) = std::str::from_utf8(value)
-                    .ok()
-                    .and_then(|digits| digits.parse::<u64>().ok())
-                {
+                if let Some(ms) = std::str::from_utf8(value).ok().and_then(|digits| digits.parse::<u64>().ok()) {
                     let time = Duration::from_millis(ms);
                     self.reconnection_time = Some(time);
                     self.block_retry = Some(time);
@@ -527,17 +514,9 @@ impl Decoder {
         if data.ends_with('\n') {
             data.pop();
         }
-        let event = if self.event_type.is_empty() {
-            String::from("message")
-        } else {
-            std::mem::take(&mut self.event_type)
-        };
-        Some(MessageEvent {
-            event,
-            data,
-            last_event_id: self.last_event_id.clone(),
-            retry,
-        })
+        let event =
+            if self.event_type.is_empty() { String::from("message") } else { std::mem::take(&mut self.event_type) };
+        Some(MessageEvent { event, data, last_event_id: self.last_event_id.clone(), retry })
     }
 }
 

@@ -11,12 +11,7 @@ use proptest::prelude::*;
 use ssekit::{DecodeError, Decoder, MessageEvent};
 
 fn ev(event: &str, data: &str, id: &str) -> MessageEvent {
-    MessageEvent {
-        event: event.into(),
-        data: data.into(),
-        last_event_id: id.into(),
-        retry: None,
-    }
+    MessageEvent { event: event.into(), data: data.into(), last_event_id: id.into(), retry: None }
 }
 
 fn msg(data: &str) -> MessageEvent {
@@ -24,10 +19,7 @@ fn msg(data: &str) -> MessageEvent {
 }
 
 /// Decodes `chunks` through `decode` with one caller buffer; every result until the first error.
-fn run(
-    mut decoder: Decoder,
-    chunks: &[&[u8]],
-) -> (Vec<Result<MessageEvent, DecodeError>>, Decoder) {
+fn run(mut decoder: Decoder, chunks: &[&[u8]]) -> (Vec<Result<MessageEvent, DecodeError>>, Decoder) {
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     for chunk in chunks {
@@ -88,10 +80,7 @@ fn crlf_line_ends() {
 #[test]
 fn mixed_line_ends() {
     // CR LF is one line end; LF CR is two.
-    check(
-        b"data: a\r\ndata: b\n\rdata: c\r\r\n",
-        &[msg("a\nb"), msg("c")],
-    );
+    check(b"data: a\r\ndata: b\n\rdata: c\r\r\n", &[msg("a\nb"), msg("c")]);
 }
 
 #[test]
@@ -122,10 +111,7 @@ fn bom_stripped_once() {
 #[test]
 fn second_bom_is_part_of_the_field_name() {
     // The second BOM makes the first line's field name "\u{FEFF}data": an unknown field.
-    check(
-        b"\xEF\xBB\xBF\xEF\xBB\xBFdata: a\n\ndata: b\n\n",
-        &[msg("b")],
-    );
+    check(b"\xEF\xBB\xBF\xEF\xBB\xBFdata: a\n\ndata: b\n\n", &[msg("b")]);
 }
 
 #[test]
@@ -142,10 +128,7 @@ fn partial_bom_prefix_is_not_stripped() {
 
 #[test]
 fn leading_space_stripped_only_once() {
-    check(
-        b"data:  two spaces\n\ndata:none\n\ndata:\tx\n\n",
-        &[msg(" two spaces"), msg("none"), msg("\tx")],
-    );
+    check(b"data:  two spaces\n\ndata:none\n\ndata:\tx\n\n", &[msg(" two spaces"), msg("none"), msg("\tx")]);
 }
 
 #[test]
@@ -161,10 +144,7 @@ fn data_without_colon_is_an_empty_data_line() {
 
 #[test]
 fn empty_data_lines() {
-    check(
-        b"data:\n\ndata:\ndata: x\ndata:\n\n",
-        &[msg(""), msg("\nx\n")],
-    );
+    check(b"data:\n\ndata:\ndata: x\ndata:\n\n", &[msg(""), msg("\nx\n")]);
 }
 
 #[test]
@@ -192,10 +172,7 @@ fn comments_are_ignored() {
 
 #[test]
 fn unknown_fields_and_field_name_case() {
-    check(
-        b"Data: no\nDATA: no\nEvent: no\nfoo: bar\n data: no\ndata : no\ndata: yes\n\n",
-        &[msg("yes")],
-    );
+    check(b"Data: no\nDATA: no\nEvent: no\nfoo: bar\n data: no\ndata : no\ndata: yes\n\n", &[msg("yes")]);
 }
 
 #[test]
@@ -222,10 +199,7 @@ fn invalid_utf8_is_replaced() {
 
 #[test]
 fn id_is_sticky() {
-    let decoder = check(
-        b"id: 1\ndata: a\n\ndata: b\n\n",
-        &[ev("message", "a", "1"), ev("message", "b", "1")],
-    );
+    let decoder = check(b"id: 1\ndata: a\n\ndata: b\n\n", &[ev("message", "a", "1"), ev("message", "b", "1")]);
     assert_eq!(decoder.last_event_id(), "1");
     assert_eq!(decoder.resume_id(), "1");
 }
@@ -234,12 +208,7 @@ fn id_is_sticky() {
 fn id_with_empty_value_resets() {
     check(
         b"id: 1\ndata: a\n\nid\ndata: b\n\nid: 2\ndata: c\n\nid:\ndata: d\n\n",
-        &[
-            ev("message", "a", "1"),
-            ev("message", "b", ""),
-            ev("message", "c", "2"),
-            ev("message", "d", ""),
-        ],
+        &[ev("message", "a", "1"), ev("message", "b", ""), ev("message", "c", "2"), ev("message", "d", "")],
     );
 }
 
@@ -247,20 +216,13 @@ fn id_with_empty_value_resets() {
 fn id_with_nul_is_ignored() {
     check(
         b"id: 1\ndata: a\n\nid: 2\0\ndata: b\n\nid: \0\ndata: c\n\n",
-        &[
-            ev("message", "a", "1"),
-            ev("message", "b", "1"),
-            ev("message", "c", "1"),
-        ],
+        &[ev("message", "a", "1"), ev("message", "b", "1"), ev("message", "c", "1")],
     );
 }
 
 #[test]
 fn id_keeps_inner_spaces_and_unicode() {
-    check(
-        b"id:  x y\xC3\xA9 \ndata: a\n\n",
-        &[ev("message", "a", " x y\u{e9} ")],
-    );
+    check(b"id:  x y\xC3\xA9 \ndata: a\n\n", &[ev("message", "a", " x y\u{e9} ")]);
 }
 
 #[test]
@@ -280,18 +242,9 @@ fn resume_id_ignores_undispatched_block() {
 fn retry_sets_reconnection_time_and_event_retry() {
     let decoder = check(
         b"retry: 1500\ndata: a\n\ndata: b\n\n",
-        &[
-            MessageEvent {
-                retry: Some(Duration::from_millis(1500)),
-                ..msg("a")
-            },
-            msg("b"),
-        ],
+        &[MessageEvent { retry: Some(Duration::from_millis(1500)), ..msg("a") }, msg("b")],
     );
-    assert_eq!(
-        decoder.reconnection_time(),
-        Some(Duration::from_millis(1500))
-    );
+    assert_eq!(decoder.reconnection_time(), Some(Duration::from_millis(1500)));
 }
 
 #[test]
@@ -309,12 +262,7 @@ fn retry_with_non_digits_is_ignored() {
         b"Retry: 10\n",
     ] {
         let decoder = check(bad, &[]);
-        assert_eq!(
-            decoder.reconnection_time(),
-            None,
-            "{:?}",
-            String::from_utf8_lossy(bad)
-        );
+        assert_eq!(decoder.reconnection_time(), None, "{:?}", String::from_utf8_lossy(bad));
     }
 }
 
@@ -322,10 +270,7 @@ fn retry_with_non_digits_is_ignored() {
 fn retry_keeps_previous_value_when_invalid() {
     let decoder = check(
         b"retry: 10\nretry: x\ndata: a\n\n",
-        &[MessageEvent {
-            retry: Some(Duration::from_millis(10)),
-            ..msg("a")
-        }],
+        &[MessageEvent { retry: Some(Duration::from_millis(10)), ..msg("a") }],
     );
     assert_eq!(decoder.reconnection_time(), Some(Duration::from_millis(10)));
 }
@@ -343,10 +288,7 @@ fn retry_overflow_is_ignored() {
     let decoder = check(b"retry: 7\nretry: 18446744073709551616\n", &[]);
     assert_eq!(decoder.reconnection_time(), Some(Duration::from_millis(7)));
     let decoder = check(b"retry: 18446744073709551615\n", &[]);
-    assert_eq!(
-        decoder.reconnection_time(),
-        Some(Duration::from_millis(u64::MAX))
-    );
+    assert_eq!(decoder.reconnection_time(), Some(Duration::from_millis(u64::MAX)));
     let decoder = check(&[b"retry: ".as_slice(), &[b'9'; 1000], b"\n"].concat(), &[]);
     assert_eq!(decoder.reconnection_time(), None);
 }
@@ -385,14 +327,8 @@ fn event_too_large() {
 
 #[test]
 fn error_messages() {
-    assert_eq!(
-        DecodeError::LineTooLong { limit: 3 }.to_string(),
-        "line longer than 3 bytes"
-    );
-    assert_eq!(
-        DecodeError::EventTooLarge { limit: 3 }.to_string(),
-        "event data larger than 3 bytes"
-    );
+    assert_eq!(DecodeError::LineTooLong { limit: 3 }.to_string(), "line longer than 3 bytes");
+    assert_eq!(DecodeError::EventTooLarge { limit: 3 }.to_string(), "event data larger than 3 bytes");
 }
 
 #[test]
@@ -420,21 +356,12 @@ struct Reference {
 /// strips one BOM), split lines, interpret them. No limits.
 fn reference(input: &[u8]) -> Reference {
     let raw = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
-    let max_line = raw
-        .split(|&b| b == b'\r' || b == b'\n')
-        .map(<[u8]>::len)
-        .max()
-        .unwrap_or(0);
+    let max_line = raw.split(|&b| b == b'\r' || b == b'\n').map(<[u8]>::len).max().unwrap_or(0);
 
     let text = String::from_utf8_lossy(input);
     let mut rest = text.strip_prefix('\u{FEFF}').unwrap_or(&text);
-    let mut r = Reference {
-        events: Vec::new(),
-        last_event_id: String::new(),
-        reconnection_time: None,
-        max_data: 0,
-        max_line,
-    };
+    let mut r =
+        Reference { events: Vec::new(), last_event_id: String::new(), reconnection_time: None, max_data: 0, max_line };
     let (mut data, mut event_type, mut retry) = (String::new(), String::new(), None);
     while let Some(i) = rest.find(['\r', '\n']) {
         let line = &rest[..i];
@@ -447,11 +374,7 @@ fn reference(input: &[u8]) -> Reference {
             }
             data.pop();
             r.events.push(MessageEvent {
-                event: if event_type.is_empty() {
-                    "message".into()
-                } else {
-                    std::mem::take(&mut event_type)
-                },
+                event: if event_type.is_empty() { "message".into() } else { std::mem::take(&mut event_type) },
                 data: std::mem::take(&mut data),
                 last_event_id: r.last_event_id.clone(),
                 retry,

@@ -1,0 +1,405 @@
+//! [`Sse`]: the response stream of one connection, over a hub [`Subscription`]
+//! or any stream of events.
+//!
+//! It adds what every SSE response needs around its events: a `retry:` hint
+//! first (optionally jittered), a keep-alive comment after an idle interval, an
+//! optional maximum lifetime, and an end on shutdown. It yields `Bytes` chunks
+//! ready to write; the framework adapters only convert it.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
+use tokio::sync::futures::OwnedNotified;
+use tokio::time::{Instant, Sleep};
+
+use crate::hub::Subscription;
+use crate::{Event, Frame, Shutdown};
+
+/// The error type of streams: whatever the source's error was, boxed.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The keep-alive frame: a comment, ignored by clients.
+const KEEP_ALIVE: &[u8] = b":\n\n";
+
+/// Largest chunk [`Events`] gathers from items that are ready together.
+const MAX_BATCH: usize = 64 * 1024;
+
+/// Keep-alive, retry hint and lifetime of a [`Sse`] stream.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let config = ssekit::SseConfig::new()
+///     .keep_alive(Some(Duration::from_secs(30)))
+///     .retry(Duration::from_secs(3))
+///     .retry_jitter(Duration::from_secs(2))
+///     .max_lifetime(Duration::from_secs(3600), Duration::from_secs(300));
+/// ```
+#[must_use]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseConfig {
+    keep_alive: Option<Duration>,
+    retry: Option<Duration>,
+    retry_jitter: Duration,
+    max_lifetime: Option<(Duration, Duration)>,
+}
+
+impl SseConfig {
+    /// Keep-alive after 15 s idle; no retry hint; no lifetime limit.
+    pub fn new() -> Self {
+        Self {
+            keep_alive: Some(Duration::from_secs(15)),
+            retry: None,
+            retry_jitter: Duration::ZERO,
+            max_lifetime: None,
+        }
+    }
+
+    /// Sends a comment after `interval` without data (`None`: never). Proxies
+    /// close connections idle for too long; 15 s suits most.
+    pub fn keep_alive(mut self, interval: Option<Duration>) -> Self {
+        self.keep_alive = interval.filter(|i| !i.is_zero());
+        self
+    }
+
+    /// Sends `retry:` first, so a client that loses the connection waits `delay`
+    /// before reconnecting (browsers default to a few seconds).
+    pub fn retry(mut self, delay: Duration) -> Self {
+        self.retry = Some(delay);
+        self
+    }
+
+    /// Adds a random part in `[0, jitter]` to the retry hint of each connection,
+    /// spreading the reconnects after a restart.
+    pub fn retry_jitter(mut self, jitter: Duration) -> Self {
+        self.retry_jitter = jitter;
+        self
+    }
+
+    /// Ends the stream after `lifetime` plus a random part in `[0, jitter]`, so
+    /// the client reconnects (resuming without loss) and load rebalances.
+    pub fn max_lifetime(mut self, lifetime: Duration, jitter: Duration) -> Self {
+        self.max_lifetime = Some((lifetime, jitter));
+        self
+    }
+}
+
+impl Default for SseConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Anything a [`Sse`] stream can send: an [`Event`] (encoded on the way), a
+/// [`Frame`], or a `Result` of either, whose error ends the stream.
+pub trait IntoFrame {
+    /// The encoded frame.
+    ///
+    /// # Errors
+    ///
+    /// The item's own error, or the [`EventError`](crate::EventError) of an
+    /// event that breaks a wire rule.
+    fn into_frame(self) -> Result<Frame, BoxError>;
+}
+
+impl IntoFrame for Event {
+    fn into_frame(self) -> Result<Frame, BoxError> {
+        Ok(self.encode()?)
+    }
+}
+
+impl IntoFrame for Frame {
+    fn into_frame(self) -> Result<Frame, BoxError> {
+        Ok(self)
+    }
+}
+
+impl<T: IntoFrame, E: Into<BoxError>> IntoFrame for Result<T, E> {
+    fn into_frame(self) -> Result<Frame, BoxError> {
+        self.map_err(Into::into)?.into_frame()
+    }
+}
+
+mod sealed {
+    #[allow(unreachable_pub)]
+    pub trait Sealed {}
+}
+
+/// What a [`Sse`] stream sends: a hub [`Subscription`] or [`Events`].
+pub trait Source: sealed::Sealed {
+    /// The next chunk of complete frames.
+    #[doc(hidden)]
+    fn poll_chunk(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BoxError>>>;
+}
+
+impl sealed::Sealed for Subscription {}
+
+impl Source for Subscription {
+    fn poll_chunk(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BoxError>>> {
+        self.poll_next(cx).map(|chunk| chunk.map(Ok))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Any stream of [`IntoFrame`] items as a [`Source`]: items that are ready
+    /// together are sent as one chunk.
+    pub struct Events<S> {
+        #[pin]
+        stream: S,
+        error: Option<BoxError>,
+        done: bool,
+    }
+}
+
+impl<S> sealed::Sealed for Events<S> {}
+
+impl<S> Source for Events<S>
+where
+    S: Stream,
+    S::Item: IntoFrame,
+{
+    fn poll_chunk(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BoxError>>> {
+        let mut this = self.project();
+        if let Some(error) = this.error.take() {
+            return Poll::Ready(Some(Err(error)));
+        }
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        let first = match this.stream.as_mut().poll_next(cx) {
+            Poll::Ready(Some(item)) => item.into_frame()?.into_bytes(),
+            Poll::Ready(None) => {
+                *this.done = true;
+                return Poll::Ready(None);
+            }
+            Poll::Pending => return Poll::Pending,
+        };
+        let mut batch: Option<BytesMut> = None;
+        while batch.as_ref().map_or(first.len(), BytesMut::len) < MAX_BATCH {
+            match this.stream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(item)) => match item.into_frame() {
+                    Ok(frame) => {
+                        batch.get_or_insert_with(|| BytesMut::from(&first[..])).extend_from_slice(frame.as_ref())
+                    }
+                    Err(error) => {
+                        *this.error = Some(error);
+                        break;
+                    }
+                },
+                Poll::Ready(None) => {
+                    *this.done = true;
+                    break;
+                }
+                Poll::Pending => break,
+            }
+        }
+        Poll::Ready(Some(Ok(batch.map_or(first, BytesMut::freeze))))
+    }
+}
+
+impl<S> fmt::Debug for Events<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Events").field("done", &self.done).finish_non_exhaustive()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response stream of one SSE connection: `Bytes` chunks to write, in
+    /// order — the retry hint, then the source's frames, with keep-alive comments
+    /// while idle — ending when the source ends, the lifetime is over, or the
+    /// shutdown signal fires.
+    ///
+    /// With the `hyper`, `axum` or `actix` feature it is also a response body or
+    /// response of that framework.
+    ///
+    /// # Poll contract
+    ///
+    /// - `Ready(Some(Ok(chunk)))`: one or more complete frames or a keep-alive;
+    /// - `Ready(Some(Err(e)))`: the source failed; the stream then ends;
+    /// - `Ready(None)`: the stream is over; the client will reconnect;
+    /// - `Pending`: nothing yet; the task is woken by the source, the timer or the
+    ///   shutdown signal.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use futures_util::StreamExt;
+    /// use ssekit::{Event, Sse, SseConfig};
+    /// use std::time::Duration;
+    ///
+    /// let events = futures_util::stream::iter(["a", "b"]).map(|s| Event::new().data(s));
+    /// let mut sse = Sse::new(events).with_config(SseConfig::new().retry(Duration::from_secs(1)));
+    /// assert_eq!(sse.next().await.unwrap().unwrap(), "retry: 1000\n\n");
+    /// assert_eq!(sse.next().await.unwrap().unwrap(), "data: a\n\ndata: b\n\n");
+    /// assert!(sse.next().await.is_none());
+    /// # }
+    /// ```
+    pub struct Sse<S> {
+        #[pin]
+        source: S,
+        config: SseConfig,
+        started: bool,
+        done: bool,
+        last_write: Option<Instant>,
+        end_at: Option<Instant>,
+        timer: Option<Pin<Box<Sleep>>>,
+        shutdown: Option<(Shutdown, Pin<Box<OwnedNotified>>)>,
+    }
+}
+
+impl<S> Sse<Events<S>>
+where
+    S: Stream,
+    S::Item: IntoFrame,
+{
+    /// The SSE stream of any stream of events, frames, or results of them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use futures_util::StreamExt;
+    /// use std::time::Duration;
+    ///
+    /// // The time every second, for as long as the client stays.
+    /// let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(Duration::from_secs(1)));
+    /// let sse = ssekit::Sse::new(ticks.map(|_| ssekit::Event::new().data(format!("{:?}", std::time::SystemTime::now()))));
+    /// # }
+    /// ```
+    pub fn new(stream: S) -> Self {
+        Self::from_source(Events { stream, error: None, done: false })
+    }
+}
+
+impl Sse<Subscription> {
+    /// The SSE stream of a hub subscription (see also [`Hub::sse`](crate::Hub::sse)).
+    pub fn from_subscription(subscription: Subscription) -> Self {
+        Self::from_source(subscription)
+    }
+}
+
+impl<S: Source> Sse<S> {
+    fn from_source(source: S) -> Self {
+        Self {
+            source,
+            config: SseConfig::new(),
+            started: false,
+            done: false,
+            last_write: None,
+            end_at: None,
+            timer: None,
+            shutdown: None,
+        }
+    }
+
+    /// Replaces the keep-alive, retry and lifetime settings.
+    pub fn with_config(mut self, config: SseConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Ends the stream when `shutdown` fires (hub subscriptions already end
+    /// when their hub closes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let hub = ssekit::Hub::new();
+    /// let sse = ssekit::Sse::new(futures_util::stream::pending::<ssekit::Event>()).with_shutdown(hub.shutdown());
+    /// ```
+    pub fn with_shutdown(mut self, shutdown: Shutdown) -> Self {
+        let notified = Box::pin(shutdown.notified());
+        self.shutdown = Some((shutdown, notified));
+        self
+    }
+
+    /// The source: the hub subscription or the event stream.
+    pub fn get_ref(&self) -> &S {
+        &self.source
+    }
+}
+
+impl<S: Source> Stream for Sse<S> {
+    type Item = Result<Bytes, BoxError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        let now = Instant::now();
+        if !*this.started {
+            *this.started = true;
+            *this.last_write = Some(now);
+            *this.end_at = this.config.max_lifetime.map(|(life, jitter)| now + life + crate::random::jitter(jitter));
+            if let Some(retry) = this.config.retry {
+                let retry = retry + crate::random::jitter(this.config.retry_jitter);
+                return Poll::Ready(Some(Ok(crate::encode::retry_frame(retry))));
+            }
+        }
+        if let Some((shutdown, notified)) = this.shutdown {
+            if shutdown.is_triggered() || notified.as_mut().poll(cx).is_ready() {
+                *this.done = true;
+                return Poll::Ready(None);
+            }
+        }
+        match this.source.poll_chunk(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                *this.last_write = Some(now);
+                return Poll::Ready(Some(Ok(chunk)));
+            }
+            Poll::Ready(Some(Err(error))) => {
+                *this.done = true;
+                return Poll::Ready(Some(Err(error)));
+            }
+            Poll::Ready(None) => {
+                *this.done = true;
+                return Poll::Ready(None);
+            }
+            Poll::Pending => {}
+        }
+        // Idle: wait for the next keep-alive or the end of the lifetime. The timer
+        // is moved only when it fires, not on every write.
+        let mut now = now;
+        loop {
+            // Timers fire at millisecond granularity: a deadline this close is due.
+            let due = now + Duration::from_millis(1);
+            if this.end_at.is_some_and(|end| end <= due) {
+                *this.done = true;
+                return Poll::Ready(None);
+            }
+            let keep_alive_at = this.config.keep_alive.map(|interval| this.last_write.unwrap_or(now) + interval);
+            if keep_alive_at.is_some_and(|at| at <= due) {
+                *this.last_write = Some(now);
+                return Poll::Ready(Some(Ok(Bytes::from_static(KEEP_ALIVE))));
+            }
+            let Some(target) = [keep_alive_at, *this.end_at].into_iter().flatten().min() else {
+                return Poll::Pending;
+            };
+            match this.timer {
+                None => *this.timer = Some(Box::pin(tokio::time::sleep_until(target))),
+                Some(timer) if timer.is_elapsed() || timer.deadline() > target => timer.as_mut().reset(target),
+                Some(_) => {}
+            }
+            let timer = this.timer.as_mut().expect("armed above");
+            match timer.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) => now = Instant::now(),
+            }
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Sse<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sse").field("source", &self.source).field("config", &self.config).finish_non_exhaustive()
+    }
+}

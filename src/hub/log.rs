@@ -1,0 +1,159 @@
+//! The bounded log of one topic: a ring of encoded frames that is both the
+//! fan-out buffer and the resume buffer.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+/// Limits of one log. The log never holds more than `max_events` frames nor more
+/// than `max_bytes` bytes of frames; frames older than `max_age` are dropped at the
+/// next append or expiry check.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) max_events: usize,
+    pub(crate) max_bytes: usize,
+    pub(crate) max_age: Option<Duration>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    frame: Bytes,
+    at: Instant,
+}
+
+/// What a reader at some offset finds.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Read {
+    /// Frames from the requested offset on, and the offset after the last one.
+    Frames(Bytes, u64),
+    /// Nothing after the requested offset yet.
+    UpToDate,
+    /// The requested offset was evicted; the oldest retained offset is given.
+    Evicted(u64),
+}
+
+#[derive(Debug)]
+pub(crate) struct Log {
+    entries: VecDeque<Entry>,
+    /// Offset of `entries[0]`, or `next` when empty.
+    first: u64,
+    /// Offset the next append gets. Offsets start at 1, so "after 0" is "from the start".
+    next: u64,
+    bytes: usize,
+    limits: Limits,
+}
+
+impl Log {
+    pub(crate) fn new(limits: Limits) -> Self {
+        Self { entries: VecDeque::new(), first: 1, next: 1, bytes: 0, limits }
+    }
+
+    /// The offset the next append gets.
+    pub(crate) fn next(&self) -> u64 {
+        self.next
+    }
+
+    /// The oldest retained offset (`next` when the log is empty).
+    pub(crate) fn first(&self) -> u64 {
+        self.first
+    }
+
+    /// Appends a frame, evicting the oldest to stay within the limits. The
+    /// caller has checked `frame.len() <= max_bytes`.
+    pub(crate) fn append(&mut self, frame: Bytes, now: Instant) -> u64 {
+        let offset = self.next;
+        self.bytes += frame.len();
+        self.entries.push_back(Entry { frame, at: now });
+        self.next += 1;
+        while self.entries.len() > self.limits.max_events || self.bytes > self.limits.max_bytes {
+            self.pop();
+        }
+        self.expire(now);
+        offset
+    }
+
+    /// Drops frames older than the age limit. Returns whether the log is now empty.
+    pub(crate) fn expire(&mut self, now: Instant) -> bool {
+        if let Some(max_age) = self.limits.max_age {
+            while self.entries.front().is_some_and(|e| now.saturating_duration_since(e.at) > max_age) {
+                self.pop();
+            }
+        }
+        self.entries.is_empty()
+    }
+
+    fn pop(&mut self) {
+        if let Some(entry) = self.entries.pop_front() {
+            self.bytes -= entry.frame.len();
+            self.first += 1;
+        }
+    }
+
+    /// Reads from `from` on: one frame as is, several concatenated up to
+    /// `max_batch` bytes (at least one frame), so one write carries them.
+    pub(crate) fn read(&self, from: u64, max_batch: usize) -> Read {
+        if from < self.first {
+            return Read::Evicted(self.first);
+        }
+        if from >= self.next {
+            return Read::UpToDate;
+        }
+        let start = (from - self.first) as usize;
+        let mut frames = self.entries.range(start..);
+        let first = &frames.next().expect("from < next").frame;
+        let (mut count, mut len) = (1u64, first.len());
+        for entry in frames.clone() {
+            if len + entry.frame.len() > max_batch {
+                break;
+            }
+            len += entry.frame.len();
+            count += 1;
+        }
+        if count == 1 {
+            return Read::Frames(first.clone(), from + 1);
+        }
+        let mut batch = BytesMut::with_capacity(len);
+        batch.extend_from_slice(first);
+        for entry in frames.take(count as usize - 1) {
+            batch.extend_from_slice(&entry.frame);
+        }
+        Read::Frames(batch.freeze(), from + count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(max_events: usize, max_bytes: usize) -> Log {
+        Log::new(Limits { max_events, max_bytes, max_age: None })
+    }
+
+    #[test]
+    fn evicts_by_count_and_bytes_and_batches() {
+        let now = Instant::now();
+        let mut log = log(3, 100);
+        for frame in ["a", "b", "c", "d"] {
+            log.append(Bytes::from(frame), now);
+        }
+        assert_eq!((log.first(), log.next()), (2, 5));
+        assert_eq!(log.read(1, 10), Read::Evicted(2));
+        assert_eq!(log.read(2, 10), Read::Frames(Bytes::from("bcd"), 5));
+        assert_eq!(log.read(2, 2), Read::Frames(Bytes::from("bc"), 4));
+        assert_eq!(log.read(3, 0), Read::Frames(Bytes::from("c"), 4));
+        assert_eq!(log.read(5, 10), Read::UpToDate);
+        log.append(Bytes::from(vec![b'x'; 99]), now);
+        assert_eq!((log.first(), log.next(), log.bytes), (4, 6, 100));
+    }
+
+    #[test]
+    fn expires_by_age() {
+        let start = Instant::now();
+        let mut log = Log::new(Limits { max_events: 10, max_bytes: 100, max_age: Some(Duration::from_secs(1)) });
+        log.append(Bytes::from("a"), start);
+        assert!(!log.expire(start + Duration::from_secs(1)));
+        assert!(log.expire(start + Duration::from_secs(2)));
+        assert_eq!((log.first(), log.next()), (2, 2));
+    }
+}

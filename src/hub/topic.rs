@@ -1,0 +1,71 @@
+//! One topic: its log, its epoch, the subscribers waiting on it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use tokio::sync::Notify;
+use tokio::sync::futures::OwnedNotified;
+
+use super::log::{Limits, Log};
+
+#[derive(Debug)]
+pub(crate) struct Topic {
+    pub(crate) name: Arc<str>,
+    /// Names this log: ids of another epoch cannot be resumed here.
+    pub(crate) epoch: u64,
+    state: RwLock<State>,
+    notify: Arc<Notify>,
+    subscribers: AtomicUsize,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) log: Log,
+    /// Set, under this lock, when the hub drops the topic: a publisher that still
+    /// holds it looks the topic up again instead of appending to a dead log.
+    pub(crate) removed: bool,
+}
+
+impl Topic {
+    pub(crate) fn new(name: Arc<str>, limits: Limits) -> Self {
+        Self {
+            name,
+            epoch: crate::random::u64() >> 32 | 1 << 31,
+            state: RwLock::new(State { log: Log::new(limits), removed: false }),
+            notify: Arc::new(Notify::new()),
+            subscribers: AtomicUsize::new(0),
+        }
+    }
+
+    // A panic while a lock is held cannot leave the log half-updated (every
+    // update is a push or a pop), so a poisoned lock is used as is.
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A future woken by the next [`Topic::wake`]; create it before reading the log.
+    pub(crate) fn notified(&self) -> OwnedNotified {
+        self.notify.clone().notified_owned()
+    }
+
+    pub(crate) fn wake(&self) {
+        self.notify.notify_waiters();
+    }
+
+    pub(crate) fn subscribers(&self) -> usize {
+        self.subscribers.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn add_subscriber(&self) {
+        self.subscribers.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Returns whether this was the last subscriber.
+    pub(crate) fn remove_subscriber(&self) -> bool {
+        self.subscribers.fetch_sub(1, Ordering::SeqCst) == 1
+    }
+}
