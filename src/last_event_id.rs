@@ -76,14 +76,22 @@ impl LastEventId {
     /// assert_eq!(ssekit::LastEventId::from_headers(&http::HeaderMap::new()), Ok(None));
     /// ```
     pub fn from_headers(headers: &HeaderMap) -> Result<Option<Self>, LastEventIdError> {
-        let mut values = headers.get_all(LAST_EVENT_ID).iter();
+        Self::from_header_values(headers.get_all(LAST_EVENT_ID).iter().map(|value| value.as_bytes()))
+    }
+
+    /// [`LastEventId::from_headers`] over the raw values of every `Last-Event-ID`
+    /// header, for servers with their own header types.
+    pub(crate) fn from_header_values<'a>(
+        values: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Option<Self>, LastEventIdError> {
+        let mut values = values.into_iter();
         let Some(value) = values.next() else {
             return Ok(None);
         };
         if values.next().is_some() {
             return Err(LastEventIdError::Repeated);
         }
-        non_empty(value.as_bytes())
+        non_empty(value)
     }
 
     /// The `lastEventId` parameter of a raw (still percent-encoded) query string,
@@ -205,9 +213,14 @@ impl Resume {
     /// assert_eq!(resume, ssekit::Resume::Live);
     /// ```
     pub fn from_request(headers: &HeaderMap, query: Option<&str>) -> Self {
-        let from_query = || query.map_or(Ok(None), LastEventId::from_query);
-        match LastEventId::from_headers(headers) {
-            Ok(None) => from_query().into(),
+        Self::from_header_values(headers.get_all(LAST_EVENT_ID).iter().map(|value| value.as_bytes()), query)
+    }
+
+    /// [`Resume::from_request`] over the raw values of every `Last-Event-ID`
+    /// header, for servers with their own header types.
+    pub(crate) fn from_header_values<'a>(values: impl IntoIterator<Item = &'a [u8]>, query: Option<&str>) -> Self {
+        match LastEventId::from_header_values(values) {
+            Ok(None) => query.map_or(Ok(None), LastEventId::from_query).into(),
             found => found.into(),
         }
     }

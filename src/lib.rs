@@ -1,6 +1,7 @@
 //! ssekit: Server-Sent Events for Rust servers.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod adapter;
 mod connection;
 mod decode;
 mod encode;

@@ -1,0 +1,67 @@
+//! actix-web 4: [`Sse`] is a responder, [`Resume`] an extractor. actix-web 4 uses
+//! `http` 0.2 types; conversion happens here, at the edge.
+
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_core::Stream;
+
+use actix_web::body::BoxBody;
+use actix_web::dev::Payload;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, Responder};
+
+use crate::{RESPONSE_HEADERS, Resume, Source, Sse};
+
+#[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
+impl<S: Source + 'static> Responder for Sse<S> {
+    type Body = BoxBody;
+
+    fn respond_to(self, _req: &HttpRequest) -> HttpResponse {
+        let mut response = HttpResponse::Ok();
+        for (name, value) in RESPONSE_HEADERS {
+            // Both sides are valid header bytes: the conversion cannot fail.
+            if let (Ok(name), Ok(value)) =
+                (HeaderName::from_bytes(name.as_str().as_bytes()), HeaderValue::from_bytes(value.as_bytes()))
+            {
+                response.insert_header((name, value));
+            }
+        }
+        response.streaming(IoErrors { sse: self })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// actix-web wants body errors convertible into `Box<dyn Error>` (not `+ Send
+    /// + Sync`); `io::Error` carries ours across.
+    struct IoErrors<S> {
+        #[pin]
+        sse: Sse<S>,
+    }
+}
+
+impl<S: Source> Stream for IoErrors<S> {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.project().sse.poll_next(cx).map(|chunk| chunk.map(|chunk| chunk.map_err(std::io::Error::other)))
+    }
+}
+
+/// Reads `Last-Event-ID`, falling back to the `lastEventId` query parameter.
+/// Never rejects: a malformed id becomes [`Resume::Invalid`], which a hub
+/// answers with a `reset` event.
+#[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
+impl FromRequest for Resume {
+    type Error = Infallible;
+    type Future = Ready<Result<Self, Infallible>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let values = req.headers().get_all(crate::LAST_EVENT_ID.as_str()).map(HeaderValue::as_bytes);
+        let query = Some(req.query_string()).filter(|q| !q.is_empty());
+        ready(Ok(Self::from_header_values(values, query)))
+    }
+}

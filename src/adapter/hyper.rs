@@ -1,0 +1,41 @@
+//! hyper 1 (and any server on `http-body` 1): [`Sse`] is a response body.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use http_body::{Body, Frame as BodyFrame};
+
+use crate::{BoxError, Source, Sse};
+
+/// Each ready chunk is one body frame, so hyper writes it as soon as it is polled.
+#[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
+impl<S: Source> Body for Sse<S> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<BodyFrame<Bytes>, BoxError>>> {
+        self.poll_next(cx).map(|chunk| chunk.map(|chunk| chunk.map(BodyFrame::data)))
+    }
+}
+
+impl<S: Source> Sse<S> {
+    /// The whole response: status 200, [`RESPONSE_HEADERS`](crate::RESPONSE_HEADERS),
+    /// and this stream as its body.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let hub = ssekit::Hub::new();
+    /// let response = hub.sse("news", ssekit::Resume::Live)?.into_http_response();
+    /// assert_eq!(response.headers()["content-type"], "text/event-stream");
+    /// # Ok::<(), ssekit::SubscribeError>(())
+    /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
+    pub fn into_http_response(self) -> http::Response<Self> {
+        let mut response = http::Response::new(self);
+        crate::insert_response_headers(response.headers_mut());
+        response
+    }
+}
