@@ -52,6 +52,9 @@ mod headers;
 pub mod hub;
 mod last_event_id;
 mod random;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 mod shutdown;
 
 pub use connection::{BoxError, Events, IntoFrame, Source, Sse, SseConfig};
@@ -64,4 +67,7 @@ pub use hub::{
     Subscription, TopicError,
 };
 pub use last_event_id::{LAST_EVENT_ID, LAST_EVENT_ID_QUERY, LastEventId, LastEventIdError, Resume};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis::{BackplaneStatus, RedisConfig, RedisError, RedisHub};
 pub use shutdown::Shutdown;

@@ -73,6 +73,27 @@ impl Log {
         offset
     }
 
+    /// Appends a frame whose offset was assigned elsewhere (a shared log). An
+    /// offset already held is ignored; one past a hole restarts the log there, so
+    /// readers behind the hole find their offset evicted and are reset.
+    pub(crate) fn append_at(&mut self, offset: u64, frame: Bytes, now: Instant) {
+        if offset < self.next {
+            return;
+        }
+        if offset > self.next {
+            self.restart(offset);
+        }
+        self.append(frame, now);
+    }
+
+    /// Empties the log; the next append gets `next`.
+    pub(crate) fn restart(&mut self, next: u64) {
+        self.entries.clear();
+        self.bytes = 0;
+        self.first = next;
+        self.next = next;
+    }
+
     /// Drops frames older than the age limit. Returns whether the log is now empty.
     pub(crate) fn expire(&mut self, now: Instant) -> bool {
         if let Some(max_age) = self.limits.max_age {
@@ -145,6 +166,19 @@ mod tests {
         assert_eq!(log.read(5, 10), Read::UpToDate);
         log.append(Bytes::from(vec![b'x'; 99]), now);
         assert_eq!((log.first(), log.next(), log.bytes), (4, 6, 100));
+    }
+
+    #[test]
+    fn appends_at_assigned_offsets() {
+        let now = Instant::now();
+        let mut log = log(10, 100);
+        log.append_at(1, Bytes::from("a"), now);
+        log.append_at(1, Bytes::from("dup"), now);
+        log.append_at(2, Bytes::from("b"), now);
+        assert_eq!(log.read(1, 10), Read::Frames(Bytes::from("ab"), 3));
+        log.append_at(5, Bytes::from("e"), now);
+        assert_eq!((log.first(), log.next()), (5, 6));
+        assert_eq!(log.read(3, 10), Read::Evicted(5));
     }
 
     #[test]

@@ -52,9 +52,10 @@ pub use subscription::Subscription;
 
 use crate::encode::ID;
 use crate::{Event, EventError, Frame, Resume, Shutdown, Sse, SseConfig};
-use log::{Limits, Read};
+pub(crate) use log::Limits;
+use log::Read;
 use metrics::Counters;
-use topic::Topic;
+pub(crate) use topic::{Topic, new_epoch};
 
 /// Room for `id: <id>\n\n` after an event's body.
 const ID_TAIL: usize = ID.len() + EventId::MAX_LEN + 2;
@@ -93,6 +94,16 @@ pub(crate) struct Shared {
     shutdown: Shutdown,
     final_frame: OnceLock<Bytes>,
     counters: Counters,
+    /// Set when the topics mirror a shared log (the Redis backplane).
+    replica: Option<Replica>,
+}
+
+/// The link between a replica hub and the task that feeds it: topics created
+/// locally wait in `loads` until the task has loaded their log.
+#[derive(Debug, Default)]
+pub(crate) struct Replica {
+    pub(crate) loads: std::sync::Mutex<Vec<Arc<str>>>,
+    pub(crate) notify: tokio::sync::Notify,
 }
 
 impl Hub {
@@ -171,11 +182,40 @@ impl Hub {
         self.append(topic, buf)
     }
 
-    fn append(&self, name: &str, mut body: BytesMut) -> Result<EventId, PublishError> {
+    /// What every publish checks before appending a body of `len` bytes to `topic`.
+    pub(crate) fn check_publish(&self, topic: &str, len: usize) -> Result<(), PublishError> {
         let config = &self.shared.config;
-        if body.len() + ID_TAIL > config.limits.max_bytes {
-            return Err(PublishError::TooLarge { len: body.len(), limit: config.limits.max_bytes - ID_TAIL });
+        if self.shared.shutdown.is_triggered() {
+            return Err(PublishError::Closed);
         }
+        config.check_topic_name(topic)?;
+        if len + ID_TAIL > config.limits.max_bytes {
+            return Err(PublishError::TooLarge { len, limit: config.limits.max_bytes - ID_TAIL });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn count_published(&self) {
+        self.shared.counters.published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The topic named `name` if this hub holds it.
+    pub(crate) fn get_topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.shared.topics().get(name).cloned()
+    }
+
+    /// Every topic this hub holds.
+    pub(crate) fn topic_names(&self) -> Vec<Arc<str>> {
+        self.shared.topics().keys().cloned().collect()
+    }
+
+    /// The link to the task feeding a replica hub.
+    pub(crate) fn replica(&self) -> Option<&Replica> {
+        self.shared.replica.as_ref()
+    }
+
+    fn append(&self, name: &str, mut body: BytesMut) -> Result<EventId, PublishError> {
+        self.check_publish(name, body.len())?;
         let now = Instant::now();
         loop {
             if self.shared.shutdown.is_triggered() {
@@ -186,14 +226,14 @@ impl Hub {
             if state.removed {
                 continue;
             }
-            let id = EventId::new(topic.epoch, state.log.next());
+            let id = EventId::new(state.epoch, state.log.next());
             body.put_slice(ID);
             id.write(&mut body);
             body.put_slice(b"\n\n");
             state.log.append(body.freeze(), now);
             drop(state);
             topic.wake();
-            self.shared.counters.published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.count_published();
             return Ok(id);
         }
     }
@@ -238,7 +278,12 @@ impl Hub {
     /// # Ok::<(), ssekit::SubscribeError>(())
     /// ```
     pub fn sse(&self, topic: &str, resume: impl Into<Resume>) -> Result<Sse<Subscription>, SubscribeError> {
-        Ok(Sse::from_subscription(self.subscribe(topic, resume)?).with_config(self.shared.config.stream.clone()))
+        Ok(Sse::from_subscription(self.subscribe(topic, resume)?).with_config(self.stream_config()))
+    }
+
+    /// The stream settings of [`Hub::sse`].
+    pub(crate) fn stream_config(&self) -> SseConfig {
+        self.shared.config.stream.clone()
     }
 
     /// Subscriptions open now on `topic`.
@@ -338,10 +383,7 @@ impl Shared {
     /// The topic named `name`, created if needed, with `with` run on it under the
     /// topics lock (so that a sweep cannot drop it in between).
     fn topic_with(&self, name: &str, with: impl Fn(&Topic)) -> Result<Arc<Topic>, TopicError> {
-        let max_len = self.config.max_topic_len;
-        if name.is_empty() || name.len() > max_len {
-            return Err(TopicError::InvalidName { len: name.len(), max_len });
-        }
+        self.config.check_topic_name(name)?;
         if let Some(topic) = self.topics().get(name) {
             with(topic);
             return Ok(topic.clone());
@@ -358,9 +400,13 @@ impl Shared {
             }
         }
         let name: Arc<str> = name.into();
-        let topic = Arc::new(Topic::new(name.clone(), self.config.limits));
+        let topic = Arc::new(Topic::new(name.clone(), self.config.limits, self.replica.is_some()));
         with(&topic);
-        topics.insert(name, topic.clone());
+        topics.insert(name.clone(), topic.clone());
+        if let Some(replica) = &self.replica {
+            replica.loads.lock().unwrap_or_else(|e| e.into_inner()).push(name);
+            replica.notify.notify_one();
+        }
         Ok(topic)
     }
 
@@ -385,10 +431,11 @@ impl Shared {
     }
 
     /// With the topics lock held and no subscriber on `topic`: drops it if its log
-    /// holds nothing (after expiry).
+    /// holds nothing (after expiry), or if it is a replica (the shared log keeps
+    /// the events; the topic is loaded again on its next subscriber).
     fn drop_if_idle(topics: &mut HashMap<Arc<str>, Arc<Topic>>, topic: &Topic, now: Instant) {
         let mut state = topic.write();
-        if !state.removed && state.log.expire(now) {
+        if !state.removed && (state.log.expire(now) || topic.replica) {
             state.removed = true;
             topics.remove(&topic.name);
         }
@@ -401,13 +448,13 @@ impl Shared {
         }
     }
 
-    /// The `reset` frame for a subscriber of `topic` that continues after `offset`.
-    fn reset_frame(&self, topic: &Topic, reason: ResetReason, offset: u64) -> Bytes {
+    /// The `reset` frame for a subscriber of `topic` that continues after `after`.
+    fn reset_frame(&self, topic: &Topic, reason: ResetReason, after: EventId) -> Bytes {
         self.counters.reset(reason);
         let data = (self.config.reset_data)(&topic.name, reason);
         let mut frame = Event::new().event(self.config.reset_event.as_str()).data(data).encode_body(ID_TAIL);
         frame.put_slice(ID);
-        EventId::new(topic.epoch, offset).write(&mut frame);
+        after.write(&mut frame);
         frame.put_slice(b"\n\n");
         frame.freeze()
     }
@@ -517,6 +564,19 @@ impl HubBuilder {
         }
     }
 
+    fn check_topic_name(&self, name: &str) -> Result<(), TopicError> {
+        let max_len = self.max_topic_len;
+        if name.is_empty() || name.len() > max_len {
+            return Err(TopicError::InvalidName { len: name.len(), max_len });
+        }
+        Ok(())
+    }
+
+    /// The history limit, for a shared log kept as long as the local ones.
+    pub(crate) fn history_len(&self) -> usize {
+        self.limits.max_events
+    }
+
     /// Events kept per topic for resume (at least 1).
     pub fn history(&mut self, events: usize) -> &mut Self {
         self.limits.max_events = events.max(1);
@@ -593,6 +653,15 @@ impl HubBuilder {
     ///
     /// [`EventError::EventLineBreak`] when the reset event name contains CR or LF.
     pub fn try_build(&self) -> Result<Hub, EventError> {
+        self.build_with(None)
+    }
+
+    /// A hub whose topics mirror a shared log fed by the backplane.
+    pub(crate) fn build_replica(&self) -> Result<Hub, EventError> {
+        self.build_with(Some(Replica::default()))
+    }
+
+    fn build_with(&self, replica: Option<Replica>) -> Result<Hub, EventError> {
         Event::new().event(self.reset_event.as_str()).validate()?;
         Ok(Hub {
             shared: Arc::new(Shared {
@@ -601,6 +670,7 @@ impl HubBuilder {
                 shutdown: Shutdown::new(),
                 final_frame: OnceLock::new(),
                 counters: Counters::default(),
+                replica,
             }),
         })
     }
@@ -669,6 +739,9 @@ pub enum PublishError {
     /// The hub is closed.
     #[error("hub is closed")]
     Closed,
+    /// The shared log (Redis) did not confirm the append.
+    #[error("backplane: {0}")]
+    Backplane(String),
 }
 
 /// Why [`Hub::subscribe`] refused.

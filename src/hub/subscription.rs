@@ -10,6 +10,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 use tokio::sync::futures::OwnedNotified;
 
+use super::topic::State;
 use super::{EventId, LagPolicy, Read, ResetReason, Shared, SubscribeError, Topic};
 use crate::Resume;
 
@@ -48,7 +49,11 @@ pin_project_lite::pin_project! {
     pub struct Subscription {
         hub: Arc<Shared>,
         topic: Arc<Topic>,
-        // The offset of the next frame to yield.
+        // Where to start, until the topic's log is ready (replica topics load
+        // their log first).
+        start: Option<Resume>,
+        // The epoch and offset of the next frame to yield.
+        epoch: u64,
         cursor: u64,
         pending: Option<Bytes>,
         done: bool,
@@ -80,12 +85,44 @@ impl Subscription {
         let topic = hub.topic_with(name, Topic::add_subscriber)?;
         hub.counters.subscribers.fetch_add(1, Relaxed);
         let notified = Box::pin(topic.notified());
-        let (cursor, reset) = {
-            let state = topic.read();
-            start(&state.log, topic.epoch, resume)
+        let mut subscription = Self {
+            hub,
+            topic,
+            start: Some(resume),
+            epoch: 0,
+            cursor: 1,
+            pending: None,
+            done: false,
+            on_close: None,
+            notified,
         };
-        let pending = reset.map(|reason| hub.reset_frame(&topic, reason, cursor - 1));
-        Ok(Self { hub, topic, cursor, pending, done: false, on_close: None, notified })
+        // Pick the start now when the log is ready, so that "live" means from the
+        // moment of subscribing, not of the first poll.
+        let state = subscription.topic.read();
+        let next = Next::of(&state, &mut subscription.start, subscription.epoch, subscription.cursor);
+        drop(state);
+        if let Next::Start { epoch, cursor, reset } = next {
+            subscription.begin(epoch, cursor, reset);
+        }
+        Ok(subscription)
+    }
+
+    /// Waits until the topic's log is loaded and the start is picked (at once on
+    /// a local hub; a replica topic loads from the shared log first).
+    pub(crate) async fn started(&mut self) {
+        while self.start.is_some() && !self.hub.shutdown.is_triggered() {
+            let notified = self.topic.notified();
+            let next = Next::of(&self.topic.read(), &mut self.start, self.epoch, self.cursor);
+            match next {
+                Next::Start { epoch, cursor, reset } => self.begin(epoch, cursor, reset),
+                _ => notified.await,
+            }
+        }
+    }
+
+    fn begin(&mut self, epoch: u64, cursor: u64, reset: Option<ResetReason>) {
+        (self.epoch, self.cursor) = (epoch, cursor);
+        self.pending = reset.map(|reason| self.hub.reset_frame(&self.topic, reason, self.position()));
     }
 
     /// Runs `on_close` when the subscription is dropped: when its client left or
@@ -112,7 +149,49 @@ impl Subscription {
     /// The id of the last event yielded or skipped by a reset: a client that
     /// saw everything so far resumes from here.
     pub fn position(&self) -> EventId {
-        EventId::new(self.topic.epoch, self.cursor - 1)
+        EventId::new(self.epoch, self.cursor - 1)
+    }
+}
+
+/// What a subscription does next, decided under the topic's read lock and
+/// carried out after it is released (a reset runs the application's closure).
+enum Next {
+    /// The log is not loaded yet: wait.
+    Wait,
+    /// Start at `cursor` of `epoch`, after a reset if one is given.
+    Start { epoch: u64, cursor: u64, reset: Option<ResetReason> },
+    /// Frames and the cursor after them.
+    Frames(Bytes, u64),
+    /// Nothing new.
+    UpToDate,
+    /// Frames the subscriber had not read are gone; the oldest retained is given.
+    Lagged(u64),
+}
+
+impl Next {
+    fn of(state: &State, start: &mut Option<Resume>, epoch: u64, cursor: u64) -> Self {
+        if !state.ready {
+            return Self::Wait;
+        }
+        if let Some(resume) = start.take() {
+            let (cursor, reset) = self::start(&state.log, state.epoch, resume);
+            return Self::Start { epoch: state.epoch, cursor, reset };
+        }
+        if state.epoch != epoch && epoch == 0 && cursor == 1 {
+            // A replica topic that had no shared log yet got its first one:
+            // nothing was missed, so follow it without a reset.
+            return Self::Start { epoch: state.epoch, cursor, reset: None };
+        }
+        if state.epoch != epoch {
+            // The shared log was replaced (a flushed Redis): continue in the new one.
+            let first = state.log.first();
+            return Self::Start { epoch: state.epoch, cursor: first, reset: Some(ResetReason::UnknownEpoch) };
+        }
+        match state.log.read(cursor, MAX_BATCH) {
+            Read::Frames(chunk, next) => Self::Frames(chunk, next),
+            Read::UpToDate => Self::UpToDate,
+            Read::Evicted(first) => Self::Lagged(first),
+        }
     }
 }
 
@@ -155,23 +234,29 @@ impl Stream for Subscription {
                 *this.pending = this.hub.final_frame.get().cloned();
                 continue;
             }
-            let read = this.topic.read().log.read(*this.cursor, MAX_BATCH);
-            match read {
-                Read::Frames(chunk, next) => {
+            let next = Next::of(&this.topic.read(), this.start, *this.epoch, *this.cursor);
+            match next {
+                Next::Frames(chunk, next) => {
                     *this.cursor = next;
                     return Poll::Ready(Some(chunk));
                 }
-                Read::Evicted(first) => match this.hub.config.lag_policy {
+                Next::Start { epoch, cursor, reset } => {
+                    (*this.epoch, *this.cursor) = (epoch, cursor);
+                    *this.pending =
+                        reset.map(|reason| this.hub.reset_frame(this.topic, reason, EventId::new(epoch, cursor - 1)));
+                }
+                Next::Lagged(first) => match this.hub.config.lag_policy {
                     LagPolicy::Reset => {
-                        *this.pending = Some(this.hub.reset_frame(this.topic, ResetReason::Lagged, first - 1));
                         *this.cursor = first;
+                        let after = EventId::new(*this.epoch, first - 1);
+                        *this.pending = Some(this.hub.reset_frame(this.topic, ResetReason::Lagged, after));
                     }
                     LagPolicy::Disconnect => {
                         this.hub.counters.lag_disconnects.fetch_add(1, Relaxed);
                         *this.done = true;
                     }
                 },
-                Read::UpToDate => match this.notified.as_mut().poll(cx) {
+                Next::UpToDate | Next::Wait => match this.notified.as_mut().poll(cx) {
                     Poll::Ready(()) => this.notified.set(this.topic.notified()),
                     Poll::Pending => return Poll::Pending,
                 },

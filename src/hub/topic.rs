@@ -11,8 +11,8 @@ use super::log::{Limits, Log};
 #[derive(Debug)]
 pub(crate) struct Topic {
     pub(crate) name: Arc<str>,
-    /// Names this log: ids of another epoch cannot be resumed here.
-    pub(crate) epoch: u64,
+    /// Mirrors a shared log (Redis) instead of issuing offsets itself.
+    pub(crate) replica: bool,
     state: RwLock<State>,
     notify: Arc<Notify>,
     subscribers: AtomicUsize,
@@ -21,17 +21,26 @@ pub(crate) struct Topic {
 #[derive(Debug)]
 pub(crate) struct State {
     pub(crate) log: Log,
+    /// Names the log: ids of another epoch cannot be resumed here. A replica
+    /// (Redis) topic takes the epoch of the shared log, which can change.
+    pub(crate) epoch: u64,
+    /// Whether the log holds its offsets: a replica topic is not ready until
+    /// its log is loaded, and subscriptions wait to pick their start.
+    pub(crate) ready: bool,
     /// Set, under this lock, when the hub drops the topic: a publisher that still
     /// holds it looks the topic up again instead of appending to a dead log.
     pub(crate) removed: bool,
 }
 
 impl Topic {
-    pub(crate) fn new(name: Arc<str>, limits: Limits) -> Self {
+    /// A topic whose log starts here (`replica: false`) or is loaded from a
+    /// shared log (`replica: true`).
+    pub(crate) fn new(name: Arc<str>, limits: Limits, replica: bool) -> Self {
+        let epoch = if replica { 0 } else { new_epoch() };
         Self {
             name,
-            epoch: crate::random::u64() >> 32 | 1 << 31,
-            state: RwLock::new(State { log: Log::new(limits), removed: false }),
+            replica,
+            state: RwLock::new(State { log: Log::new(limits), epoch, ready: !replica, removed: false }),
             notify: Arc::new(Notify::new()),
             subscribers: AtomicUsize::new(0),
         }
@@ -68,4 +77,9 @@ impl Topic {
     pub(crate) fn remove_subscriber(&self) -> bool {
         self.subscribers.fetch_sub(1, Ordering::SeqCst) == 1
     }
+}
+
+/// A fresh epoch: 32 random bits with the top one set, so always 8 hex digits.
+pub(crate) fn new_epoch() -> u64 {
+    crate::random::u64() >> 32 | 1 << 31
 }

@@ -1,0 +1,63 @@
+//! The keys of a topic in Redis and the one script that appends to its log.
+
+use redis::Script;
+
+/// Appends a frame body to a topic's stream and returns `{epoch, offset}`.
+///
+/// Atomic in Redis, so concurrent publishers on any number of nodes get one
+/// total order per topic. The epoch lives in the meta hash; when the hash is
+/// gone (first publish, flushed or restarted Redis) a new epoch is taken from
+/// the caller and the stream is emptied, so ids of the old log can never be
+/// confused with the new one. The stream entry id is `<offset>-0`, so `XRANGE`
+/// reads by offset; the entry holds the epoch and the complete frame.
+///
+/// KEYS: stream, meta. ARGV: body (frame without id and final blank line),
+/// candidate epoch, MAXLEN, wake channel, topic, ttl in ms (0: none).
+const PUBLISH: &str = r"
+local epoch = redis.call('HGET', KEYS[2], 'epoch')
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[2], 'epoch', epoch, 'offset', 0)
+end
+local offset = redis.call('HINCRBY', KEYS[2], 'offset', 1)
+local frame = ARGV[1] .. 'id: ' .. epoch .. '-' .. offset .. '\n\n'
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], offset .. '-0', 'e', epoch, 'f', frame)
+if ARGV[6] ~= '0' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+  redis.call('PEXPIRE', KEYS[2], ARGV[6])
+end
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return {epoch, offset}
+";
+
+pub(crate) fn publish() -> Script {
+    Script::new(PUBLISH)
+}
+
+/// Key names under a prefix.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub(crate) fn new(prefix: &str) -> Self {
+        Self { prefix: prefix.to_owned() }
+    }
+
+    /// The stream holding the topic's frames.
+    pub(crate) fn log(&self, topic: &str) -> String {
+        format!("{}{{{topic}}}:log", self.prefix)
+    }
+
+    /// The hash holding the topic's epoch and last offset.
+    pub(crate) fn meta(&self, topic: &str) -> String {
+        format!("{}{{{topic}}}:meta", self.prefix)
+    }
+
+    /// The pub/sub channel that wakes nodes (payload: the topic name).
+    pub(crate) fn wake(&self) -> String {
+        format!("{}wake", self.prefix)
+    }
+}

@@ -1,0 +1,251 @@
+//! The Redis backplane against a real `redis-server` that each test starts on a
+//! free loopback port with its own temporary directory. Two `RedisHub`s in one
+//! process stand for two nodes.
+#![cfg(feature = "redis")]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use ssekit::{
+    Decoder, Event, Hub, LastEventId, MessageEvent, PublishError, RedisConfig, RedisHub, Resume, Subscription,
+};
+use tokio::time::timeout;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A `redis-server` child process on 127.0.0.1, killed on drop.
+struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    persistent: bool,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    fn start(persistent: bool) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = std::env::temp_dir().join(format!("ssekit-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = Self { port, dir, persistent, child: None };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", ""])
+            .args(["--appendonly", if self.persistent { "yes" } else { "no" }, "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = command.spawn().unwrap_or_else(|err| {
+            panic!("cannot start redis-server ({err}); install it (Debian package redis-server) — .ci/run does")
+        });
+        self.child = Some(child);
+        // Ready when it accepts connections; bounded.
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn node(server: &RedisServer, history: usize) -> RedisHub {
+    let config =
+        RedisConfig::new(server.url()).timeout(Duration::from_millis(500)).resync_interval(Duration::from_millis(300));
+    RedisHub::connect(config, Hub::builder().history(history)).await.unwrap()
+}
+
+/// Reads decoded events until `count` arrived.
+async fn take(subscription: &mut Subscription, decoder: &mut Decoder, count: usize) -> Vec<MessageEvent> {
+    let mut events = Vec::new();
+    while events.len() < count {
+        let chunk = timeout(WAIT, subscription.next())
+            .await
+            .unwrap_or_else(|_| panic!("timed out after {} of {count} events: {events:?}", events.len()))
+            .expect("subscription ended");
+        events.extend(decoder.feed(&chunk).unwrap());
+    }
+    assert_eq!(events.len(), count, "more events than expected: {events:?}");
+    events
+}
+
+fn data(events: &[MessageEvent]) -> Vec<&str> {
+    events.iter().map(|e| e.data.as_str()).collect()
+}
+
+fn resume(id: &str) -> Resume {
+    LastEventId::parse(id.as_bytes()).unwrap().into()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_cross_nodes_in_order() {
+    let redis = RedisServer::start(false);
+    let (a, b) = (node(&redis, 1000).await, node(&redis, 1000).await);
+    let mut on_b = b.subscribe("news", Resume::Live).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        ids.push(a.publish("news", Event::new().data(format!("e{i}"))).await.unwrap().to_string());
+    }
+    let events = take(&mut on_b, &mut Decoder::new(), 100).await;
+    assert_eq!(data(&events), (0..100).map(|i| format!("e{i}")).collect::<Vec<_>>());
+    assert_eq!(events.iter().map(|e| e.last_event_id.clone()).collect::<Vec<_>>(), ids);
+    assert!(b.status().connected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_from_one_node_resumes_exactly_on_the_other() {
+    let redis = RedisServer::start(false);
+    let (a, b) = (node(&redis, 1000).await, node(&redis, 1000).await);
+    let mut on_a = a.subscribe("news", Resume::Live).await.unwrap();
+    for i in 0..10 {
+        a.publish("news", Event::new().data(format!("e{i}"))).await.unwrap();
+    }
+    let seen = take(&mut on_a, &mut Decoder::new(), 10).await;
+    drop(on_a);
+    for i in 10..20 {
+        b.publish("news", Event::new().data(format!("e{i}"))).await.unwrap();
+    }
+    let mut on_b = b.subscribe("news", resume(&seen[9].last_event_id)).await.unwrap();
+    let missed = take(&mut on_b, &mut Decoder::new(), 10).await;
+    assert_eq!(data(&missed), (10..20).map(|i| format!("e{i}")).collect::<Vec<_>>());
+    assert!(missed.iter().all(|e| e.event == "message"), "no reset: {missed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishers_on_both_nodes_give_everyone_one_order() {
+    let redis = RedisServer::start(false);
+    let (a, b) = (node(&redis, 1000).await, node(&redis, 1000).await);
+    let mut on_a = a.subscribe("chat", Resume::Live).await.unwrap();
+    let mut on_b = b.subscribe("chat", Resume::Live).await.unwrap();
+    let publish = |hub: RedisHub, name: &'static str| {
+        tokio::spawn(async move {
+            for i in 0..200 {
+                hub.publish("chat", Event::new().data(format!("{name}{i}"))).await.unwrap();
+            }
+        })
+    };
+    let (pa, pb) = (publish(a.clone(), "a"), publish(b.clone(), "b"));
+    pa.await.unwrap();
+    pb.await.unwrap();
+    let seen_a = take(&mut on_a, &mut Decoder::new(), 400).await;
+    let seen_b = take(&mut on_b, &mut Decoder::new(), 400).await;
+    assert_eq!(seen_a, seen_b);
+    // Each publisher's events keep their own order within the total order.
+    let of = |prefix: &str| data(&seen_a).into_iter().filter(|d| d.starts_with(prefix)).collect::<Vec<_>>();
+    assert_eq!(of("a"), (0..200).map(|i| format!("a{i}")).collect::<Vec<_>>());
+    assert_eq!(of("b"), (0..200).map(|i| format!("b{i}")).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evicted_id_gets_a_reset() {
+    let redis = RedisServer::start(false);
+    let (a, b) = (node(&redis, 10).await, node(&redis, 10).await);
+    let mut first = None;
+    for i in 0..200 {
+        let id = a.publish("news", Event::new().data(format!("e{i}"))).await.unwrap();
+        first.get_or_insert(id);
+    }
+    let mut on_b = b.subscribe("news", resume(&first.unwrap().to_string())).await.unwrap();
+    let events = take(&mut on_b, &mut Decoder::new(), 1).await;
+    assert_eq!(events[0].event, "reset");
+    assert!(events[0].data.contains("evicted"), "{events:?}");
+    a.publish("news", Event::new().data("after")).await.unwrap();
+    assert_eq!(data(&take(&mut on_b, &mut Decoder::new(), 1).await), ["after"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restart_without_persistence_resets_and_continues() {
+    let mut redis = RedisServer::start(false);
+    let (a, b) = (node(&redis, 100).await, node(&redis, 100).await);
+    let mut on_b = b.subscribe("news", Resume::Live).await.unwrap();
+    let mut decoder = Decoder::new();
+    for i in 0..5 {
+        a.publish("news", Event::new().data(format!("e{i}"))).await.unwrap();
+    }
+    let before = take(&mut on_b, &mut decoder, 5).await;
+
+    redis.kill();
+    let err = a.publish("news", Event::new().data("lost")).await.unwrap_err();
+    assert!(matches!(err, PublishError::Backplane(_)), "{err:?}");
+    redis.restart();
+
+    // Publishing works again once the connection is back (bounded retries).
+    let mut published = false;
+    for _ in 0..100 {
+        if a.publish("news", Event::new().data("after")).await.is_ok() {
+            published = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(published, "publish never succeeded after restart");
+    let events = take(&mut on_b, &mut decoder, 2).await;
+    assert_eq!(events[0].event, "reset", "{events:?}");
+    assert!(events[0].data.contains("epoch"), "{events:?}");
+    assert_eq!(events[1].data, "after");
+    assert_ne!(events[1].last_event_id.split('-').next(), before[4].last_event_id.split('-').next());
+    // An id of the old epoch gets a reset on either node.
+    let mut old = a.subscribe("news", resume(&before[4].last_event_id)).await.unwrap();
+    assert_eq!(take(&mut old, &mut Decoder::new(), 1).await[0].event, "reset");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restart_with_persistence_loses_nothing() {
+    let mut redis = RedisServer::start(true);
+    let (a, b) = (node(&redis, 100).await, node(&redis, 100).await);
+    let mut on_b = b.subscribe("news", Resume::Live).await.unwrap();
+    let mut decoder = Decoder::new();
+    for i in 0..5 {
+        a.publish("news", Event::new().data(format!("e{i}"))).await.unwrap();
+    }
+    take(&mut on_b, &mut decoder, 5).await;
+
+    redis.restart();
+    let mut sent = 5;
+    for _ in 0..100 {
+        if a.publish("news", Event::new().data(format!("e{sent}"))).await.is_ok() {
+            sent += 1;
+            if sent == 10 {
+                break;
+            }
+        } else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert_eq!(sent, 10, "publishing did not recover");
+    let events = take(&mut on_b, &mut decoder, 5).await;
+    assert_eq!(data(&events), (5..10).map(|i| format!("e{i}")).collect::<Vec<_>>(), "no reset, no gap");
+    assert!(b.status().connects >= 2, "{:?}", b.status());
+}
