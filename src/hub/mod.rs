@@ -102,7 +102,7 @@ pub(crate) struct Shared {
 /// locally wait in `loads` until the task has loaded their log.
 #[derive(Debug, Default)]
 pub(crate) struct Replica {
-    pub(crate) loads: std::sync::Mutex<Vec<Arc<str>>>,
+    pub(crate) loads: std::sync::Mutex<std::collections::HashSet<Arc<str>>>,
     pub(crate) notify: tokio::sync::Notify,
 }
 
@@ -404,7 +404,14 @@ impl Shared {
         with(&topic);
         topics.insert(name.clone(), topic.clone());
         if let Some(replica) = &self.replica {
-            replica.loads.lock().unwrap_or_else(|e| e.into_inner()).push(name);
+            let mut loads = replica.loads.lock().unwrap_or_else(|e| e.into_inner());
+            loads.insert(name);
+            // Topics created and dropped while the reader cannot load them (Redis
+            // down) must not pile up: keep only those still held.
+            if loads.len() > self.config.max_topics {
+                loads.retain(|name| topics.contains_key(name));
+            }
+            drop(loads);
             replica.notify.notify_one();
         }
         Ok(topic)
