@@ -111,7 +111,7 @@ impl Reader {
         let mut dirty: BTreeSet<Arc<str>> = self.hub.topic_names().into_iter().collect();
         let mut resync = tokio::time::interval_at(Instant::now() + self.resync_interval, self.resync_interval);
         loop {
-            dirty.extend(replica.loads.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
+            dirty.extend(replica.loads.lock().unwrap_or_else(|e| e.into_inner()).drain());
             self.status.pending.store(dirty.len() as u64, Relaxed);
             while let Some(topic) = dirty.pop_first() {
                 if let Err(err) = self.sync(&topic).await {
