@@ -35,7 +35,7 @@ async fn resume_replays_missed_events_or_resets() {
 #[tokio::test]
 async fn disconnected_client_is_unsubscribed() {
     let server = start();
-    support::check_disconnect(&server).await;
+    support::check_disconnect(&server, support::Detect::Read).await;
     server.shutdown().await;
 }
 

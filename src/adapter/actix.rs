@@ -22,6 +22,11 @@ impl<S: Source + 'static> Responder for Sse<S> {
 
     fn respond_to(self, _req: &HttpRequest) -> HttpResponse {
         let mut response = HttpResponse::Ok();
+        // The stream ends only on shutdown, at the end of its lifetime or of its
+        // source: closing the connection then lets a graceful shutdown finish at
+        // once (actix-web waits for idle keep-alive connections); a reconnecting
+        // client opens a new one either way.
+        response.force_close();
         for (name, value) in RESPONSE_HEADERS {
             // Both sides are valid header bytes: the conversion cannot fail.
             if let (Ok(name), Ok(value)) =
