@@ -43,7 +43,10 @@ pub(crate) async fn serve(
 /// The demo's routes; the hub is `web::Data<Hub>` app data.
 pub(crate) fn routes(config: &mut web::ServiceConfig) {
     config
-        .route("/", web::get().to(|| async { HttpResponse::Ok().content_type("text/html; charset=utf-8").body(common::PAGE) }))
+        .route(
+            "/",
+            web::get().to(|| async { HttpResponse::Ok().content_type("text/html; charset=utf-8").body(common::PAGE) }),
+        )
         .route("/events", web::get().to(events))
         .route("/publish", web::post().to(publish))
         .route("/bench", web::post().to(bench))

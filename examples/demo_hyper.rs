@@ -81,7 +81,9 @@ pub(crate) async fn route(hub: &Hub, request: Request<Incoming>) -> Response<Bod
                 Err(err) => json(common::subscribe_error(&err)),
             }
         }
-        (&Method::POST, "/publish") => json(common::publish(hub, query, BodyDataStream::new(request.into_body())).await),
+        (&Method::POST, "/publish") => {
+            json(common::publish(hub, query, BodyDataStream::new(request.into_body())).await)
+        }
         (&Method::POST, "/bench") => json(common::bench(hub, query).await),
         (&Method::GET, "/health") => json(common::health(hub)),
         (_, "/" | "/events" | "/publish" | "/bench" | "/health") => complete(405, "text/plain", "method not allowed"),

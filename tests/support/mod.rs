@@ -87,7 +87,9 @@ enum Framing {
     Length(usize),
     /// Chunked: bytes left in the current chunk (`None`: a size line is next),
     /// and whether the chunk's trailing CRLF is still to come.
-    Chunked { left: Option<usize> },
+    Chunked {
+        left: Option<usize>,
+    },
     UntilClose,
     Done,
 }
