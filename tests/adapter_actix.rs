@@ -3,7 +3,7 @@
 //! streams.
 #![cfg(feature = "actix")]
 
-#[allow(dead_code, unreachable_pub)]
+#[allow(dead_code)] // `main` and whatever this file does not test.
 #[path = "../examples/demo_actix.rs"]
 mod demo;
 mod support;

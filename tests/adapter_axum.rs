@@ -3,7 +3,7 @@
 //! delivery through a compression layer.
 #![cfg(feature = "axum")]
 
-#[allow(dead_code, unreachable_pub)]
+#[allow(dead_code)] // `main` and whatever this file does not test.
 #[path = "../examples/demo.rs"]
 mod demo;
 mod support;

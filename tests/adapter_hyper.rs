@@ -3,7 +3,7 @@
 //! HTTP/1.1, and the same stream over HTTP/2 with prior knowledge (h2c).
 #![cfg(feature = "hyper")]
 
-#[allow(dead_code, unreachable_pub)]
+#[allow(dead_code)] // `main` and whatever this file does not test.
 #[path = "../examples/demo_hyper.rs"]
 mod demo;
 mod support;

@@ -208,7 +208,8 @@ pub(crate) async fn bench(hub: &Hub, query: Option<&str>) -> Reply {
     }
     let topic = topic(query);
     let mut interval = (rate > 0).then(|| {
-        let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+        let period = Duration::from_secs_f64(1.0 / rate as f64).max(Duration::from_nanos(1));
+        let mut interval = tokio::time::interval(period);
         interval.set_missed_tick_behavior(MissedTickBehavior::Burst);
         interval
     });
