@@ -26,7 +26,7 @@ impl Drop for Redis {
 
 fn start_redis() -> Redis {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new("redis-server")
+    let mut child = Command::new("redis-server")
         .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
         .stdout(Stdio::null())
         .spawn()
@@ -37,6 +37,8 @@ fn start_redis() -> Redis {
         }
         std::thread::sleep(Duration::from_millis(25));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("redis-server did not start");
 }
 

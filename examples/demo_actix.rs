@@ -9,12 +9,14 @@ use std::future::Future;
 
 use actix_web::http::StatusCode;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, Responder, web};
-use ssekit::{Hub, Resume};
+use ssekit::{Resume, SubscribeError};
+
+use common::Backend;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args = common::Args::from_env();
-    let hub = args.hub();
+    let hub = args.backend().await?;
     let listener = args.bind()?;
     serve(listener, hub.clone(), common::shutdown_signal(hub)).await
 }
@@ -23,9 +25,10 @@ async fn main() -> std::io::Result<()> {
 /// hub first, or SSE connections keep the server waiting until its timeout).
 pub(crate) async fn serve(
     listener: std::net::TcpListener,
-    hub: Hub,
+    hub: impl Into<Backend>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let hub = hub.into();
     let server = HttpServer::new(move || App::new().app_data(web::Data::new(hub.clone())).configure(routes))
         // Signals are the caller's `shutdown`; a stuck connection is cut after 3 s.
         .disable_signals()
@@ -40,7 +43,7 @@ pub(crate) async fn serve(
     server.await
 }
 
-/// The demo's routes; the hub is `web::Data<Hub>` app data.
+/// The demo's routes; the hub is `web::Data<Backend>` app data.
 pub(crate) fn routes(config: &mut web::ServiceConfig) {
     config
         .route(
@@ -50,21 +53,22 @@ pub(crate) fn routes(config: &mut web::ServiceConfig) {
         .route("/events", web::get().to(events))
         .route("/publish", web::post().to(publish))
         .route("/bench", web::post().to(bench))
-        .route("/health", web::get().to(|hub: web::Data<Hub>| async move { json(common::health(&hub)) }));
+        .route("/health", web::get().to(|hub: web::Data<Backend>| async move { json(common::health(&hub)) }));
 }
 
-async fn events(hub: web::Data<Hub>, request: HttpRequest, resume: Resume) -> HttpResponse {
-    match hub.sse(&common::topic(Some(request.query_string())), resume) {
+async fn events(hub: web::Data<Backend>, request: HttpRequest, resume: Resume) -> HttpResponse {
+    match hub.sse(&common::topic(Some(request.query_string())), resume).await {
         Ok(sse) => sse.respond_to(&request),
+        Err(SubscribeError::Closed) => common::try_later().respond_to(&request),
         Err(err) => json(common::subscribe_error(&err)),
     }
 }
 
-async fn publish(hub: web::Data<Hub>, request: HttpRequest, body: web::Payload) -> HttpResponse {
+async fn publish(hub: web::Data<Backend>, request: HttpRequest, body: web::Payload) -> HttpResponse {
     json(common::publish(&hub, Some(request.query_string()), body).await)
 }
 
-async fn bench(hub: web::Data<Hub>, request: HttpRequest) -> HttpResponse {
+async fn bench(hub: web::Data<Backend>, request: HttpRequest) -> HttpResponse {
     json(common::bench(&hub, Some(request.query_string())).await)
 }
 

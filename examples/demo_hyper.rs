@@ -19,7 +19,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use ssekit::{BoxError, Hub, Resume};
+use ssekit::{BoxError, Resume, SubscribeError};
+
+use common::Backend;
 
 /// The response body of every route: an SSE stream or a complete body.
 type Body = UnsyncBoxBody<Bytes, BoxError>;
@@ -27,7 +29,7 @@ type Body = UnsyncBoxBody<Bytes, BoxError>;
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args = common::Args::from_env();
-    let hub = args.hub();
+    let hub = args.backend().await?;
     let listener = tokio::net::TcpListener::from_std(args.bind()?)?;
     serve(listener, hub.clone(), common::shutdown_signal(hub)).await
 }
@@ -36,9 +38,10 @@ async fn main() -> std::io::Result<()> {
 /// connections to finish (close the hub first, so that SSE streams end).
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
-    hub: Hub,
+    hub: impl Into<Backend>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let hub = hub.into();
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -69,15 +72,16 @@ pub(crate) async fn serve(
 }
 
 /// The demo's routes.
-pub(crate) async fn route(hub: &Hub, request: Request<Incoming>) -> Response<Body> {
+pub(crate) async fn route(hub: &Backend, request: Request<Incoming>) -> Response<Body> {
     let query = request.uri().query().map(str::to_owned);
     let query = query.as_deref();
     match (request.method(), request.uri().path()) {
         (&Method::GET, "/") => complete(200, "text/html; charset=utf-8", common::PAGE),
         (&Method::GET, "/events") => {
             let resume = Resume::from_request(request.headers(), query);
-            match hub.sse(&common::topic(query), resume) {
+            match hub.sse(&common::topic(query), resume).await {
                 Ok(sse) => sse.into_http_response().map(BodyExt::boxed_unsync),
+                Err(SubscribeError::Closed) => common::try_later().into_http_response().map(BodyExt::boxed_unsync),
                 Err(err) => json(common::subscribe_error(&err)),
             }
         }

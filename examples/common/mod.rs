@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
-use ssekit::{Event, Hub, PublishError, SseConfig, SubscribeError};
+use ssekit::{Event, EventId, Hub, HubMetrics, PublishError, Resume, Sse, SseConfig, SubscribeError, Subscription};
 use tokio::time::MissedTickBehavior;
 
 /// Largest `/publish` body accepted.
@@ -32,15 +32,24 @@ pub(crate) struct Args {
     pub(crate) keep_alive: Duration,
     pub(crate) retry: Option<Duration>,
     pub(crate) max_lifetime: Option<Duration>,
+    pub(crate) redis: Option<String>,
 }
 
 impl Default for Args {
     fn default() -> Self {
-        Self { port: 8080, history: 1024, keep_alive: Duration::from_secs(15), retry: None, max_lifetime: None }
+        Self {
+            port: 8080,
+            history: 1024,
+            keep_alive: Duration::from_secs(15),
+            retry: None,
+            max_lifetime: None,
+            redis: None,
+        }
     }
 }
 
-const USAGE: &str = "usage: [--port N] [--history N] [--keep-alive SECS] [--retry MS] [--max-lifetime SECS]";
+const USAGE: &str =
+    "usage: [--port N] [--history N] [--keep-alive SECS] [--retry MS] [--max-lifetime SECS] [--redis URL]";
 
 impl Args {
     /// The process's flags; prints the problem and exits with code 2 when they are wrong.
@@ -67,6 +76,7 @@ impl Args {
                 "--keep-alive" => args.keep_alive = Duration::from_secs(value(&flag, flags.next())?),
                 "--retry" => args.retry = Some(Duration::from_millis(value(&flag, flags.next())?)),
                 "--max-lifetime" => args.max_lifetime = Some(Duration::from_secs(value(&flag, flags.next())?)),
+                "--redis" => args.redis = Some(value(&flag, flags.next())?),
                 "-h" | "--help" => {
                     println!("{USAGE}");
                     std::process::exit(0);
@@ -77,8 +87,8 @@ impl Args {
         Ok(args)
     }
 
-    /// The hub these flags describe.
-    pub(crate) fn hub(&self) -> Hub {
+    /// The hub these flags describe: in memory, or over Redis with `--redis`.
+    pub(crate) async fn backend(&self) -> std::io::Result<Backend> {
         let mut stream = SseConfig::new().keep_alive(Some(self.keep_alive));
         if let Some(retry) = self.retry {
             stream = stream.retry(retry);
@@ -86,7 +96,18 @@ impl Args {
         if let Some(lifetime) = self.max_lifetime {
             stream = stream.max_lifetime(lifetime, Duration::ZERO);
         }
-        Hub::builder().history(self.history).stream(stream).build()
+        let mut builder = Hub::builder();
+        builder.history(self.history).stream(stream);
+        match &self.redis {
+            None => Ok(Backend::Local(builder.build())),
+            #[cfg(feature = "redis")]
+            Some(url) => ssekit::RedisHub::connect(ssekit::RedisConfig::new(url.as_str()), &builder)
+                .await
+                .map(Backend::Redis)
+                .map_err(std::io::Error::other),
+            #[cfg(not(feature = "redis"))]
+            Some(_) => Err(std::io::Error::other("--redis needs the demo built with the redis feature")),
+        }
     }
 
     /// Binds `127.0.0.1:port` and prints `listening on http://127.0.0.1:PORT` as
@@ -99,6 +120,60 @@ impl Args {
         stdout.flush()?;
         Ok(listener)
     }
+}
+
+/// The hub the demo serves: in memory, or shared through Redis (`--redis URL`).
+#[derive(Debug, Clone)]
+pub(crate) enum Backend {
+    Local(Hub),
+    #[cfg(feature = "redis")]
+    Redis(ssekit::RedisHub),
+}
+
+impl From<Hub> for Backend {
+    fn from(hub: Hub) -> Self {
+        Self::Local(hub)
+    }
+}
+
+impl Backend {
+    pub(crate) async fn sse(&self, topic: &str, resume: Resume) -> Result<Sse<Subscription>, SubscribeError> {
+        match self {
+            Self::Local(hub) => hub.sse(topic, resume),
+            #[cfg(feature = "redis")]
+            Self::Redis(hub) => hub.sse(topic, resume).await,
+        }
+    }
+
+    pub(crate) async fn publish(&self, topic: &str, event: Event) -> Result<EventId, PublishError> {
+        match self {
+            Self::Local(hub) => hub.publish(topic, event),
+            #[cfg(feature = "redis")]
+            Self::Redis(hub) => hub.publish(topic, event).await,
+        }
+    }
+
+    pub(crate) fn metrics(&self) -> HubMetrics {
+        match self {
+            Self::Local(hub) => hub.metrics(),
+            #[cfg(feature = "redis")]
+            Self::Redis(hub) => hub.metrics(),
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        match self {
+            Self::Local(hub) => hub.close(),
+            #[cfg(feature = "redis")]
+            Self::Redis(hub) => hub.close(),
+        }
+    }
+}
+
+/// `/events` on a closing server: a 200 stream that asks the client to come
+/// back in 2 s (any other status stops `EventSource` for good).
+pub(crate) fn try_later() -> Sse<ssekit::Events<ssekit::NoEvents>> {
+    Sse::try_later(Duration::from_secs(2))
 }
 
 /// A JSON answer: its status and body.
@@ -155,7 +230,7 @@ where
 }
 
 /// `POST /publish`: validates the JSON body and publishes it.
-pub(crate) async fn publish<S, E>(hub: &Hub, query: Option<&str>, body: S) -> Reply
+pub(crate) async fn publish<S, E>(hub: &Backend, query: Option<&str>, body: S) -> Reply
 where
     S: Stream<Item = Result<Bytes, E>>,
     E: std::fmt::Display,
@@ -168,7 +243,7 @@ where
         Ok(event) => event,
         Err(error) => return Reply::error(400, error),
     };
-    match hub.publish(&topic(query), event) {
+    match hub.publish(&topic(query), event).await {
         Ok(id) => Reply::ok(serde_json::json!({ "id": id.to_string() })),
         Err(err @ PublishError::Closed) => Reply::error(503, err),
         Err(err) => Reply::error(400, err),
@@ -195,7 +270,7 @@ fn parse_publish(body: &[u8]) -> Result<Event, String> {
 }
 
 /// `POST /bench`: publishes `count` events of `size` bytes, `rate` per second.
-pub(crate) async fn bench(hub: &Hub, query: Option<&str>) -> Reply {
+pub(crate) async fn bench(hub: &Backend, query: Option<&str>) -> Reply {
     fn number(query: Option<&str>, key: &str, default: u64) -> Result<u64, String> {
         query_param(query, key).map_or(Ok(default), |v| v.parse().map_err(|_| format!("{key}: invalid number {v:?}")))
     }
@@ -227,7 +302,7 @@ pub(crate) async fn bench(hub: &Hub, query: Option<&str>) -> Reply {
         if data.len() < size {
             data.extend(std::iter::repeat_n('x', size - data.len()));
         }
-        if let Err(err) = hub.publish(&topic, Event::new().data(data)) {
+        if let Err(err) = hub.publish(&topic, Event::new().data(data)).await {
             let body = serde_json::json!({ "error": err.to_string(), "published": published });
             return Reply { status: 503, body: body.to_string() };
         }
@@ -236,19 +311,31 @@ pub(crate) async fn bench(hub: &Hub, query: Option<&str>) -> Reply {
 }
 
 /// `GET /health`.
-pub(crate) fn health(hub: &Hub) -> Reply {
+pub(crate) fn health(hub: &Backend) -> Reply {
     let metrics = hub.metrics();
-    Reply::ok(serde_json::json!({
+    #[allow(unused_mut)]
+    let mut health = serde_json::json!({
         "subscribers": metrics.subscribers,
         "topics": metrics.topics,
         "published": metrics.published,
-    }))
+    });
+    #[cfg(feature = "redis")]
+    if let Backend::Redis(hub) = hub {
+        let status = hub.status();
+        health["redis"] = serde_json::json!({
+            "connected": status.connected,
+            "connects": status.connects,
+            "pending_topics": status.pending_topics,
+            "last_error": status.last_error,
+        });
+    }
+    Reply::ok(health)
 }
 
 /// Waits for SIGINT or SIGTERM, then closes the hub so every SSE stream ends
 /// and the server's graceful shutdown can complete. Should a connection still
 /// hold on, the process exits 4 s later anyway.
-pub(crate) async fn shutdown_signal(hub: Hub) {
+pub(crate) async fn shutdown_signal(hub: Backend) {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
