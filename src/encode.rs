@@ -186,17 +186,33 @@ fn lines_len(prefix: &[u8], text: &[u8]) -> usize {
 /// Writes `text` as `prefix`-lines, splitting on every CR, LF and CRLF, so that no
 /// CR ever reaches the wire and every line keeps its leading spaces.
 fn write_lines(buf: &mut BytesMut, prefix: &[u8], text: &[u8]) {
+    buf.put_slice(prefix);
     let mut start = 0;
     let mut breaks = memchr::memchr2_iter(b'\r', b'\n', text);
     while let Some(at) = breaks.next() {
-        write_field(buf, prefix, &text[start..at]);
+        buf.put_slice(&text[start..at]);
+        // The line end and the next line's prefix in one copy.
+        put_break(buf, prefix);
         start = at + 1;
         if text[at] == b'\r' && text.get(at + 1) == Some(&b'\n') {
             breaks.next();
             start += 1;
         }
     }
-    write_field(buf, prefix, &text[start..]);
+    buf.put_slice(&text[start..]);
+    buf.put_u8(b'\n');
+}
+
+/// Writes LF followed by `prefix`.
+fn put_break(buf: &mut BytesMut, prefix: &[u8]) {
+    match prefix {
+        DATA => buf.put_slice(b"\ndata: "),
+        COMMENT => buf.put_slice(b"\n: "),
+        _ => {
+            buf.put_u8(b'\n');
+            buf.put_slice(prefix);
+        }
+    }
 }
 
 pub(crate) fn decimal_len(mut n: u64) -> usize {
