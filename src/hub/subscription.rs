@@ -142,7 +142,7 @@ impl Stream for Subscription {
     type Item = Bytes;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        let mut this = self.project();
+        let this = self.project();
         loop {
             if let Some(frame) = this.pending.take() {
                 return Poll::Ready(Some(frame));
