@@ -384,6 +384,12 @@ impl<S: Source> Stream for Sse<S> {
                 return Poll::Ready(None);
             }
         }
+        // Checked before the source too: a source that is always ready must not
+        // outlive the lifetime.
+        if this.end_at.is_some_and(|end| end <= now) {
+            *this.done = true;
+            return Poll::Ready(None);
+        }
         match this.source.poll_chunk(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 *this.last_write = Some(now);

@@ -1,0 +1,252 @@
+//! Fan-out: one event published to N subscribers, until every one of them has received it.
+//!
+//! Run with `cargo bench --bench fanout` (add `-- --quick` for a rough look).
+//!
+//! Side by side, in one group per N:
+//!
+//! - `ssekit`: N tasks, each awaiting `Subscription::next()` on one hub topic. The event is
+//!   encoded once at publish; every subscriber gets the same `Bytes` frame.
+//! - `ssekit_sse`: the same through `Hub::sse` (the per-connection stream with keep-alive), what
+//!   a framework adapter polls.
+//! - `broadcast_axum`: the pattern applications write today: a `tokio::sync::broadcast`
+//!   channel of `String` payloads; each subscriber's stream receives the payload, builds its own
+//!   `axum::response::sse::Event::default().data(payload)`, and is served through axum's own
+//!   `Sse` response body (with `KeepAlive::default()`), which is where axum serialises the
+//!   event (`Event::finalize`, reached only through the body). Polling that body's data stream
+//!   is exactly the per-subscriber work an axum server does before the socket write.
+//! - `broadcast_format`: a lower bound for the same pattern: `rx.recv()` then formatting the
+//!   bytes axum would write (`data: {payload}\n\n`) into a `Bytes` by hand, with no axum types.
+//!
+//! Setup (spawning the N tasks) is outside the measurement: tasks live across iterations and
+//! count each receipt; the last one of a round wakes the measuring loop (`iter_custom`).
+//!
+//! The runtime is tokio's multi-thread scheduler with one worker per core, what
+//! `#[tokio::main]` gives an axum or hyper server; both patterns pay the same scheduler costs
+//! (cross-thread wake-ups, work stealing), so the comparison is of the fan-out itself.
+
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::response::IntoResponse;
+use axum::response::sse::{Event as AxumEvent, KeepAlive, Sse as AxumSse};
+use bytes::Bytes;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use futures_util::{StreamExt, stream};
+use ssekit::{Event, Hub, Resume};
+use tokio::runtime::Runtime;
+use tokio::sync::{Notify, broadcast};
+use tokio::task::JoinHandle;
+
+const SUBSCRIBERS: [usize; 4] = [1, 100, 1_000, 10_000];
+
+/// A small JSON-ish payload, the size of a typical notification.
+const PAYLOAD: &str = r#"{"type":"price","symbol":"ACME","bid":101.25,"ask":101.5,"ts":1700000000}"#;
+
+/// Counts receipts of the current round; the last one wakes the measuring loop.
+struct Round {
+    received: AtomicUsize,
+    subscribers: usize,
+    all_received: Notify,
+}
+
+impl Round {
+    fn new(subscribers: usize) -> Arc<Self> {
+        Arc::new(Self { received: AtomicUsize::new(0), subscribers, all_received: Notify::new() })
+    }
+
+    fn hit(&self) {
+        if self.received.fetch_add(1, Ordering::AcqRel) + 1 == self.subscribers {
+            // Stores a permit if the measuring loop is not waiting yet: no wake-up is lost.
+            self.all_received.notify_one();
+        }
+    }
+
+    /// Times `iters` rounds of `publish` followed by every subscriber's receipt.
+    async fn measure(&self, iters: u64, publish: impl Fn()) -> Duration {
+        let start = Instant::now();
+        for _ in 0..iters {
+            self.received.store(0, Ordering::Release);
+            publish();
+            self.all_received.notified().await;
+        }
+        start.elapsed()
+    }
+}
+
+/// One of the fan-out setups: N subscriber tasks and a way to publish to them.
+trait Fanout {
+    fn publish(&self);
+    /// Ends every subscriber task.
+    fn stop(self);
+}
+
+struct Ssekit {
+    hub: Hub,
+}
+
+impl Fanout for Ssekit {
+    fn publish(&self) {
+        black_box(self.hub.publish("bench", Event::new().data(PAYLOAD)).expect("publish"));
+    }
+
+    fn stop(self) {
+        self.hub.close();
+    }
+}
+
+/// `ssekit`: tasks awaiting `Subscription::next()`.
+fn ssekit(rt: &Runtime, round: &Arc<Round>) -> (Ssekit, Vec<JoinHandle<()>>) {
+    let hub = Hub::builder().history(64).build();
+    let tasks = (0..round.subscribers)
+        .map(|_| {
+            let mut subscription = hub.subscribe("bench", Resume::Live).expect("subscribe");
+            let round = round.clone();
+            rt.spawn(async move {
+                while let Some(chunk) = subscription.next().await {
+                    black_box(chunk);
+                    round.hit();
+                }
+            })
+        })
+        .collect();
+    (Ssekit { hub }, tasks)
+}
+
+/// `ssekit_sse`: tasks polling the per-connection stream of `Hub::sse`.
+fn ssekit_sse(rt: &Runtime, round: &Arc<Round>) -> (Ssekit, Vec<JoinHandle<()>>) {
+    let hub = Hub::builder().history(64).build();
+    let tasks = (0..round.subscribers)
+        .map(|_| {
+            let mut sse = hub.sse("bench", Resume::Live).expect("subscribe");
+            let round = round.clone();
+            rt.spawn(async move {
+                while let Some(Ok(chunk)) = sse.next().await {
+                    black_box(chunk);
+                    round.hit();
+                }
+            })
+        })
+        .collect();
+    (Ssekit { hub }, tasks)
+}
+
+struct Broadcast {
+    tx: broadcast::Sender<String>,
+}
+
+impl Fanout for Broadcast {
+    fn publish(&self) {
+        black_box(self.tx.send(PAYLOAD.to_owned()).expect("receivers"));
+    }
+
+    fn stop(self) {
+        drop(self.tx);
+    }
+}
+
+/// The payloads of a broadcast receiver as a stream, skipping lag as such code usually does.
+fn payloads(rx: broadcast::Receiver<String>) -> impl futures_util::Stream<Item = String> + Send + 'static {
+    stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(payload) => return Some((payload, rx)),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+}
+
+/// `broadcast_axum`: each task polls the data stream of its own axum `Sse` response body.
+fn broadcast_axum(rt: &Runtime, round: &Arc<Round>) -> (Broadcast, Vec<JoinHandle<()>>) {
+    let (tx, _) = broadcast::channel(64);
+    let tasks = (0..round.subscribers)
+        .map(|_| {
+            let events =
+                payloads(tx.subscribe()).map(|payload| Ok::<_, Infallible>(AxumEvent::default().data(payload)));
+            let response = AxumSse::new(events).keep_alive(KeepAlive::default()).into_response();
+            let mut body = response.into_body().into_data_stream();
+            let round = round.clone();
+            rt.spawn(async move {
+                while let Some(Ok(chunk)) = body.next().await {
+                    black_box(chunk);
+                    round.hit();
+                }
+            })
+        })
+        .collect();
+    (Broadcast { tx }, tasks)
+}
+
+/// `broadcast_format`: `rx.recv()` and the bytes axum would write, formatted by hand.
+fn broadcast_format(rt: &Runtime, round: &Arc<Round>) -> (Broadcast, Vec<JoinHandle<()>>) {
+    let (tx, _) = broadcast::channel(64);
+    let tasks = (0..round.subscribers)
+        .map(|_| {
+            let mut rx = tx.subscribe();
+            let round = round.clone();
+            rt.spawn(async move {
+                loop {
+                    match rx.recv().await {
+                        Ok(payload) => {
+                            black_box(Bytes::from(format!("data: {payload}\n\n")));
+                            round.hit();
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    (Broadcast { tx }, tasks)
+}
+
+type Setup<F> = fn(&Runtime, &Arc<Round>) -> (F, Vec<JoinHandle<()>>);
+
+fn run<F: Fanout>(
+    c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &Runtime,
+    name: &str,
+    n: usize,
+    setup: Setup<F>,
+) {
+    let round = Round::new(n);
+    // Inside the runtime: axum's keep-alive creates its timer when the stream is built.
+    let (fanout, tasks) = {
+        let _runtime = rt.enter();
+        setup(rt, &round)
+    };
+    c.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
+        b.to_async(rt).iter_custom(|iters| {
+            let (round, fanout) = (round.clone(), &fanout);
+            async move { round.measure(iters, || fanout.publish()).await }
+        });
+    });
+    fanout.stop();
+    rt.block_on(async {
+        for task in tasks {
+            task.await.expect("subscriber task");
+        }
+    });
+}
+
+fn fanout(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let mut group = c.benchmark_group("fanout");
+    group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    for n in SUBSCRIBERS {
+        group.throughput(Throughput::Elements(n as u64));
+        run(&mut group, &rt, "ssekit", n, ssekit);
+        run(&mut group, &rt, "ssekit_sse", n, ssekit_sse);
+        run(&mut group, &rt, "broadcast_axum", n, broadcast_axum);
+        run(&mut group, &rt, "broadcast_format", n, broadcast_format);
+    }
+    group.finish();
+}
+
+criterion_group!(benches, fanout);
+criterion_main!(benches);

@@ -1,0 +1,258 @@
+//! The per-connection `Sse` stream through the public API: retry hint, keep-alive, lifetime,
+//! shutdown, errors and batching. Timing tests run on tokio's paused clock.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures_util::{FutureExt, StreamExt, stream};
+use ssekit::{BoxError, Decoder, Event, EventError, Hub, Resume, Shutdown, Sse, SseConfig};
+use tokio::time::{Instant, timeout};
+
+const PATIENCE: Duration = Duration::from_secs(5);
+const KEEP_ALIVE: &[u8] = b":\n\n";
+
+fn no_keep_alive() -> SseConfig {
+    SseConfig::new().keep_alive(None)
+}
+
+#[tokio::test]
+async fn retry_hint_comes_first() {
+    let events = stream::iter(["a"]).map(|s| Event::new().data(s));
+    let mut sse = Sse::new(events).with_config(SseConfig::new().retry(Duration::from_millis(2500)));
+    assert_eq!(sse.next().await.unwrap().unwrap(), "retry: 2500\n\n");
+    assert_eq!(sse.next().await.unwrap().unwrap(), "data: a\n\n");
+    assert!(sse.next().await.is_none());
+    assert!(sse.next().await.is_none(), "stays ended");
+
+    // Without a hint, the first chunk is data.
+    let mut sse = Sse::new(stream::iter([Event::new().data("a")]));
+    assert_eq!(sse.next().await.unwrap().unwrap(), "data: a\n\n");
+}
+
+#[tokio::test]
+async fn retry_jitter_stays_within_bounds() {
+    let hub = Hub::builder()
+        .stream(SseConfig::new().retry(Duration::from_secs(1)).retry_jitter(Duration::from_millis(500)))
+        .build();
+    let mut hints = HashSet::new();
+    for _ in 0..64 {
+        let mut sse = hub.sse("t", Resume::Live).unwrap();
+        let first = sse.next().await.unwrap().unwrap();
+        let mut decoder = Decoder::new();
+        assert!(decoder.feed(&first).unwrap().is_empty(), "a retry hint dispatches no event");
+        let retry = decoder.reconnection_time().expect("a retry hint");
+        assert!((Duration::from_secs(1)..=Duration::from_millis(1500)).contains(&retry), "{retry:?}");
+        hints.insert(retry);
+    }
+    assert!(hints.len() > 1, "the jitter spreads the hints: {hints:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn keep_alive_after_the_idle_interval() {
+    let start = Instant::now();
+    let config = SseConfig::new().keep_alive(Some(Duration::from_secs(15)));
+    let mut sse = Sse::new(stream::pending::<Event>()).with_config(config);
+    for n in 1..=3u32 {
+        assert_eq!(sse.next().await.unwrap().unwrap(), KEEP_ALIVE);
+        assert_eq!(Instant::now() - start, Duration::from_secs(15) * n, "on the paused clock");
+    }
+
+    // The default is 15 s too, and a hub's streams use their config.
+    let hub = Hub::builder().stream(SseConfig::new().keep_alive(Some(Duration::from_secs(3)))).build();
+    let mut sse = hub.sse("t", Resume::Live).unwrap();
+    let start = Instant::now();
+    assert_eq!(sse.next().await.unwrap().unwrap(), KEEP_ALIVE);
+    assert_eq!(Instant::now() - start, Duration::from_secs(3));
+    let mut sse = Sse::new(stream::pending::<Event>());
+    let start = Instant::now();
+    assert_eq!(sse.next().await.unwrap().unwrap(), KEEP_ALIVE);
+    assert_eq!(Instant::now() - start, Duration::from_secs(15));
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_keep_alive_while_data_flows() {
+    let hub = Hub::builder().stream(SseConfig::new().keep_alive(Some(Duration::from_secs(15)))).build();
+    let mut sse = hub.sse("t", Resume::Live).unwrap();
+    let publisher = {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            // An event every 10 s for 2 minutes, then silence.
+            for i in 0..12 {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                hub.publish("t", Event::new().data(i.to_string())).unwrap();
+            }
+        })
+    };
+    let start = Instant::now();
+    let mut decoder = Decoder::new();
+    let mut received = Vec::new();
+    while received.len() < 12 {
+        let chunk = sse.next().await.unwrap().unwrap();
+        assert_ne!(chunk, KEEP_ALIVE, "keep-alive while data flows, at {:?}", Instant::now() - start);
+        received.extend(decoder.feed(&chunk).unwrap().into_iter().map(|e| e.data));
+    }
+    assert_eq!(received, (0..12).map(|i| i.to_string()).collect::<Vec<_>>());
+    publisher.await.unwrap();
+    // Idle again: the keep-alive comes 15 s after the last event.
+    let last = Instant::now();
+    assert_eq!(sse.next().await.unwrap().unwrap(), KEEP_ALIVE);
+    assert_eq!(Instant::now() - last, Duration::from_secs(15));
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_lifetime_ends_the_stream() {
+    let config = SseConfig::new()
+        .keep_alive(Some(Duration::from_secs(15)))
+        .max_lifetime(Duration::from_secs(60), Duration::from_secs(10));
+    let start = Instant::now();
+    let mut sse = Sse::new(stream::pending::<Event>()).with_config(config);
+    let mut keep_alives = 0;
+    while let Some(chunk) = timeout(Duration::from_secs(3600), sse.next()).await.expect("ends") {
+        assert_eq!(chunk.unwrap(), KEEP_ALIVE);
+        keep_alives += 1;
+    }
+    let lived = Instant::now() - start;
+    assert!((Duration::from_secs(60)..=Duration::from_secs(70)).contains(&lived), "{lived:?}");
+    assert_eq!(keep_alives, 4);
+    assert!(sse.next().await.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_lifetime_ends_a_stream_that_is_always_ready() {
+    // A source with an item ready at every poll must not outlive its lifetime.
+    let events = stream::repeat_with(|| Event::new().data("busy"));
+    let config = no_keep_alive().max_lifetime(Duration::from_secs(10), Duration::ZERO);
+    let mut sse = Sse::new(events).with_config(config);
+    assert!(sse.next().await.unwrap().is_ok());
+    tokio::time::advance(Duration::from_secs(11)).await;
+    let mut chunks = 0;
+    while sse.next().await.is_some() {
+        chunks += 1;
+        assert!(chunks < 10, "the stream outlived its lifetime");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn hub_streams_end_by_lifetime_and_resume_without_loss() {
+    let hub = Hub::builder().stream(no_keep_alive().max_lifetime(Duration::from_secs(30), Duration::ZERO)).build();
+    let mut sse = hub.sse("t", Resume::Live).unwrap();
+    let mut decoder = Decoder::new();
+    hub.publish("t", Event::new().data("1")).unwrap();
+    decoder.feed(&sse.next().await.unwrap().unwrap()).unwrap();
+    assert!(timeout(Duration::from_secs(60), sse.next()).await.unwrap().is_none());
+    hub.publish("t", Event::new().data("2")).unwrap();
+    let resume = ssekit::LastEventId::parse(decoder.resume_id().as_bytes()).unwrap();
+    let mut again = hub.sse("t", resume).unwrap();
+    assert_eq!(decoder.feed(&again.next().await.unwrap().unwrap()).unwrap()[0].data, "2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_shutdown_ends_a_user_stream() {
+    let shutdown = Shutdown::new();
+    let mut waiting = Vec::new();
+    for _ in 0..4 {
+        let mut sse = Sse::new(stream::pending::<Event>()).with_config(no_keep_alive()).with_shutdown(shutdown.clone());
+        waiting.push(tokio::spawn(async move { sse.next().await.is_none() }));
+    }
+    tokio::task::yield_now().await;
+    shutdown.trigger();
+    for task in waiting {
+        assert!(timeout(PATIENCE, task).await.expect("ends within the patience").unwrap());
+    }
+    // Attached after the trigger: ends at once.
+    let mut late = Sse::new(stream::pending::<Event>()).with_shutdown(shutdown.clone());
+    assert!(late.next().now_or_never().expect("ready").is_none());
+
+    // A hub's shutdown signal ends user streams when the hub closes.
+    let hub = Hub::new();
+    let mut sse = Sse::new(stream::pending::<Event>()).with_shutdown(hub.shutdown());
+    let task = tokio::spawn(async move { sse.next().await.is_none() });
+    tokio::task::yield_now().await;
+    hub.close();
+    assert!(timeout(PATIENCE, task).await.unwrap().unwrap());
+}
+
+#[tokio::test]
+async fn an_error_ends_the_stream_after_the_events_before_it() {
+    let items: Vec<Result<Event, std::io::Error>> = vec![
+        Ok(Event::new().data("a")),
+        Ok(Event::new().data("b")),
+        Err(std::io::Error::other("source failed")),
+        Ok(Event::new().data("never")),
+    ];
+    let mut sse = Sse::new(stream::iter(items)).with_config(no_keep_alive());
+    assert_eq!(sse.next().await.unwrap().unwrap(), "data: a\n\ndata: b\n\n");
+    let err: BoxError = sse.next().await.unwrap().unwrap_err();
+    assert_eq!(err.to_string(), "source failed");
+    assert!(sse.next().await.is_none());
+
+    // An error first.
+    let items: Vec<Result<Event, std::io::Error>> = vec![Err(std::io::Error::other("at once"))];
+    let mut sse = Sse::new(stream::iter(items));
+    assert_eq!(sse.next().await.unwrap().unwrap_err().to_string(), "at once");
+    assert!(sse.next().await.is_none());
+}
+
+#[tokio::test]
+async fn ready_items_are_batched_into_one_chunk() {
+    let mut sse = Sse::new(stream::iter((0..5).map(|i| Event::new().data(i.to_string()))));
+    let chunk = sse.next().await.unwrap().unwrap();
+    let events = Decoder::new().feed(&chunk).unwrap();
+    assert_eq!(events.iter().map(|e| e.data.as_str()).collect::<Vec<_>>(), ["0", "1", "2", "3", "4"]);
+    assert!(sse.next().await.is_none());
+
+    // Hub subscriptions batch the same way.
+    let hub = Hub::new();
+    let mut sse = hub.sse("t", Resume::Live).unwrap();
+    for i in 0..3 {
+        hub.publish("t", Event::new().data(i.to_string())).unwrap();
+    }
+    let chunk = sse.next().await.unwrap().unwrap();
+    assert_eq!(Decoder::new().feed(&chunk).unwrap().len(), 3);
+
+    // A large backlog comes in several bounded chunks, with nothing lost.
+    let big = "x".repeat(10_000);
+    let mut sse = Sse::new(stream::iter((0..20).map(|_| Event::new().data(big.as_str()))));
+    let mut decoder = Decoder::new();
+    let (mut chunks, mut events) = (0, 0);
+    while let Some(chunk) = sse.next().await {
+        let chunk = chunk.unwrap();
+        assert!(chunk.len() <= 64 * 1024 + 10_100, "{}", chunk.len());
+        events += decoder.feed(&chunk).unwrap().len();
+        chunks += 1;
+    }
+    assert_eq!(events, 20);
+    assert!(chunks > 1);
+}
+
+#[tokio::test]
+async fn invalid_events_in_a_user_stream_are_errors() {
+    let items = vec![Event::new().data("ok"), Event::new().event("forged\ndata: x"), Event::new().data("never")];
+    let mut sse = Sse::new(stream::iter(items));
+    assert_eq!(sse.next().await.unwrap().unwrap(), "data: ok\n\n");
+    let err = sse.next().await.unwrap().unwrap_err();
+    assert!(matches!(err.downcast_ref::<EventError>(), Some(EventError::EventLineBreak)), "{err:?}");
+    assert!(sse.next().await.is_none());
+
+    let mut sse = Sse::new(stream::iter([Event::new().id("a\0b").data("x")]));
+    let err = sse.next().await.unwrap().unwrap_err();
+    assert!(matches!(err.downcast_ref::<EventError>(), Some(EventError::IdNul)));
+    assert!(sse.next().await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_streams_end_when_the_hub_closes() {
+    let hub = Hub::builder().stream(no_keep_alive()).build();
+    let mut sse = hub.sse("t", Resume::Live).unwrap();
+    let task = tokio::spawn(async move {
+        let mut chunks = Vec::new();
+        while let Some(chunk) = sse.next().await {
+            chunks.push(chunk.unwrap());
+        }
+        chunks
+    });
+    tokio::task::yield_now().await;
+    hub.close_with(Event::new().event("bye").data("later")).unwrap();
+    let chunks = timeout(PATIENCE, task).await.expect("ends within the patience").unwrap();
+    assert_eq!(chunks.last().unwrap(), "event: bye\ndata: later\n\n");
+}
