@@ -169,50 +169,90 @@ pub(crate) fn write_field(buf: &mut BytesMut, name: &[u8], value: &[u8]) {
 
 /// Length of `text` written as `prefix`-lines: one line per CR, LF or CRLF-separated piece.
 fn lines_len(prefix: &[u8], text: &[u8]) -> usize {
-    let mut lines = 1;
-    let mut break_bytes = 0;
-    let mut breaks = memchr::memchr2_iter(b'\r', b'\n', text);
-    while let Some(at) = breaks.next() {
-        lines += 1;
-        break_bytes += 1;
-        if text[at] == b'\r' && text.get(at + 1) == Some(&b'\n') {
-            breaks.next();
+    // memchr counts one byte with SIMD; only text with CR needs the pairwise walk.
+    let lf = memchr::memchr_iter(b'\n', text).count();
+    let (lines, break_bytes) = if memchr::memchr(b'\r', text).is_none() {
+        (1 + lf, lf)
+    } else {
+        let mut lines = 1;
+        let mut break_bytes = 0;
+        let mut breaks = memchr::memchr2_iter(b'\r', b'\n', text);
+        while let Some(at) = breaks.next() {
+            lines += 1;
             break_bytes += 1;
+            if text[at] == b'\r' && text.get(at + 1) == Some(&b'\n') {
+                breaks.next();
+                break_bytes += 1;
+            }
         }
-    }
+        (lines, break_bytes)
+    };
     text.len() - break_bytes + lines * (prefix.len() + 1)
 }
 
 /// Writes `text` as `prefix`-lines, splitting on every CR, LF and CRLF, so that no
 /// CR ever reaches the wire and every line keeps its leading spaces.
+///
+/// The lines go into a region of `buf` sized exactly first, so each line is a few
+/// fixed-size copies instead of calls through `BufMut` (see [`copy_line`]).
 fn write_lines(buf: &mut BytesMut, prefix: &[u8], text: &[u8]) {
-    buf.put_slice(prefix);
-    let mut start = 0;
-    let mut breaks = memchr::memchr2_iter(b'\r', b'\n', text);
-    while let Some(at) = breaks.next() {
-        buf.put_slice(&text[start..at]);
-        // The line end and the next line's prefix in one copy.
-        put_break(buf, prefix);
-        start = at + 1;
-        if text[at] == b'\r' && text.get(at + 1) == Some(&b'\n') {
-            breaks.next();
-            start += 1;
+    let start = buf.len();
+    let len = lines_len(prefix, text);
+    buf.resize(start + len, 0);
+    let out = &mut buf[start..];
+    out[..prefix.len()].copy_from_slice(prefix);
+    let mut o = prefix.len();
+    let mut from = 0;
+    if memchr::memchr(b'\r', text).is_none() {
+        // The usual case: one needle is cheaper to search than two.
+        for at in memchr::memchr_iter(b'\n', text) {
+            o = copy_line(out, o, text, from, at);
+            o = put_break(out, o, prefix);
+            from = at + 1;
+        }
+    } else {
+        let mut breaks = memchr::memchr2_iter(b'\r', b'\n', text);
+        while let Some(at) = breaks.next() {
+            o = copy_line(out, o, text, from, at);
+            o = put_break(out, o, prefix);
+            from = at + 1;
+            if text[at] == b'\r' && text.get(at + 1) == Some(&b'\n') {
+                breaks.next();
+                from += 1;
+            }
         }
     }
-    buf.put_slice(&text[start..]);
-    buf.put_u8(b'\n');
+    o = copy_line(out, o, text, from, text.len());
+    out[o] = b'\n';
+    debug_assert_eq!(o + 1, len);
 }
 
-/// Writes LF followed by `prefix`.
-fn put_break(buf: &mut BytesMut, prefix: &[u8]) {
-    match prefix {
-        DATA => buf.put_slice(b"\ndata: "),
-        COMMENT => buf.put_slice(b"\n: "),
-        _ => {
-            buf.put_u8(b'\n');
-            buf.put_slice(prefix);
+/// Copies `text[from..to]` to `out[o..]` and returns the end. Where both sides
+/// have room, it copies whole 32-byte blocks and lets the last one spill past
+/// `to`: the spilled bytes land where the writer goes next, and are overwritten.
+/// Lines of typical length then cost a few inlined vector moves, not a `memcpy` call.
+fn copy_line(out: &mut [u8], mut o: usize, text: &[u8], mut from: usize, to: usize) -> usize {
+    const BLOCK: usize = 32;
+    while from < to {
+        if from + BLOCK <= text.len() && o + BLOCK <= out.len() {
+            out[o..o + BLOCK].copy_from_slice(&text[from..from + BLOCK]);
+            let n = BLOCK.min(to - from);
+            o += n;
+            from += n;
+        } else {
+            let n = to - from;
+            out[o..o + n].copy_from_slice(&text[from..to]);
+            return o + n;
         }
     }
+    o
+}
+
+/// Writes LF and `prefix` at `out[o..]` and returns the end.
+fn put_break(out: &mut [u8], o: usize, prefix: &[u8]) -> usize {
+    out[o] = b'\n';
+    out[o + 1..o + 1 + prefix.len()].copy_from_slice(prefix);
+    o + 1 + prefix.len()
 }
 
 pub(crate) fn decimal_len(mut n: u64) -> usize {
