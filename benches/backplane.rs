@@ -96,12 +96,18 @@ fn report(name: &'static str, mut latencies: Vec<u64>, elapsed: Duration) -> Rep
     }
 }
 
-async fn paced<F, Fut>(events: usize, mut publish: F)
+/// Publishes `events` events, `rate` per second (0: one after another, as fast
+/// as each publish returns).
+async fn paced<F, Fut>(events: usize, rate: u64, mut publish: F)
 where
     F: FnMut(Event) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    let mut interval = (rate > 0).then(|| tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64)));
     for _ in 0..events {
+        if let Some(interval) = &mut interval {
+            interval.tick().await;
+        }
         publish(Event::new().data(now_ns().to_string())).await;
     }
 }
@@ -119,57 +125,69 @@ async fn commandstats(port: u16) -> HashMap<String, u64> {
         .collect()
 }
 
+/// One run of `events` events to `subscribers` subscribers, in memory and through
+/// Redis, at `rate` events per second (0: as fast as publishing goes).
+async fn run(builder: &ssekit::HubBuilder, port: u16, subscribers: usize, events: usize, rate: u64) -> [Report; 2] {
+    let hub = builder.build();
+    let subscriptions = (0..subscribers).map(|_| hub.subscribe("bench", Resume::Live).unwrap()).collect();
+    let receiving = tokio::spawn(receive_all(subscriptions, events));
+    let start = Instant::now();
+    paced(events, rate, |event| {
+        hub.publish("bench", event).unwrap();
+        tokio::task::yield_now()
+    })
+    .await;
+    let memory = report("in-memory hub", receiving.await.unwrap(), start.elapsed());
+
+    let config = RedisConfig::new(format!("redis://127.0.0.1:{port}/"));
+    let node_a = Arc::new(RedisHub::connect(config.clone(), builder).await.unwrap());
+    let node_b = RedisHub::connect(config, builder).await.unwrap();
+    let topic = format!("bench-{rate}");
+    let mut subscriptions = Vec::new();
+    for _ in 0..subscribers {
+        subscriptions.push(node_b.subscribe(&topic, Resume::Live).await.unwrap());
+    }
+    let receiving = tokio::spawn(receive_all(subscriptions, events));
+    let start = Instant::now();
+    paced(events, rate, |event| {
+        let (node_a, topic) = (node_a.clone(), topic.clone());
+        async move {
+            node_a.publish(&topic, event).await.unwrap();
+        }
+    })
+    .await;
+    let redis = report("redis, 2 nodes", receiving.await.unwrap(), start.elapsed());
+    [memory, redis]
+}
+
+fn table(title: &str, reports: &[Report; 2]) {
+    println!("\n{title}\n");
+    println!("| path | deliveries/s | p50 µs | p99 µs | max µs |");
+    println!("|---|---:|---:|---:|---:|");
+    for r in reports {
+        println!("| {} | {:.0} | {} | {} | {} |", r.name, r.deliveries_per_s, r.p50, r.p99, r.max);
+    }
+    println!("\nredis / in-memory deliveries/s: {:.2}", reports[1].deliveries_per_s / reports[0].deliveries_per_s);
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let subscribers = args.first().copied().unwrap_or(1000);
     let events = args.get(1).copied().unwrap_or(2000);
     let builder = Hub::builder().history(events + 1).clone();
-    println!("{subscribers} subscribers, {events} events of ~20 B, published one after another");
-
-    // In memory: one hub.
-    let hub = builder.build();
-    let subscriptions = (0..subscribers).map(|_| hub.subscribe("bench", Resume::Live).unwrap()).collect();
-    let receiving = tokio::spawn(receive_all(subscriptions, events));
-    let start = Instant::now();
-    let publisher = hub.clone();
-    paced(events, |event| {
-        publisher.publish("bench", event).unwrap();
-        tokio::task::yield_now()
-    })
-    .await;
-    let memory = report("in-memory hub", receiving.await.unwrap(), start.elapsed());
-
-    // Redis: publish on node A, subscribers on node B.
     let redis = start_redis();
-    let config = RedisConfig::new(format!("redis://127.0.0.1:{}/", redis.1));
-    let node_a = RedisHub::connect(config.clone(), &builder).await.unwrap();
-    let node_b = RedisHub::connect(config, &builder).await.unwrap();
-    let mut subscriptions = Vec::new();
-    for _ in 0..subscribers {
-        subscriptions.push(node_b.subscribe("bench", Resume::Live).await.unwrap());
-    }
-    let before = commandstats(redis.1).await;
-    let receiving = tokio::spawn(receive_all(subscriptions, events));
-    let start = Instant::now();
-    let node_a = Arc::new(node_a);
-    paced(events, |event| {
-        let node_a = node_a.clone();
-        async move {
-            node_a.publish("bench", event).await.unwrap();
-        }
-    })
-    .await;
-    let through_redis = report("redis, 2 nodes", receiving.await.unwrap(), start.elapsed());
-    let after = commandstats(redis.1).await;
+    println!("{subscribers} subscribers on one node, events of ~20 B published on another");
 
-    println!("| path | deliveries/s | p50 µs | p99 µs | max µs |");
-    println!("|---|---:|---:|---:|---:|");
-    for r in [&memory, &through_redis] {
-        println!("| {} | {:.0} | {} | {} | {} |", r.name, r.deliveries_per_s, r.p50, r.p99, r.max);
-    }
-    println!("\nredis / in-memory deliveries/s: {:.2}", through_redis.deliveries_per_s / memory.deliveries_per_s);
-    println!("\nRedis commands per published event (INFO commandstats, both nodes):");
+    let before = commandstats(redis.1).await;
+    let flat_out = run(&builder, redis.1, subscribers, events, 0).await;
+    let after = commandstats(redis.1).await;
+    table(&format!("Throughput: {events} events published one after another"), &flat_out);
+    let paced_events = events / 2;
+    let paced = run(&builder, redis.1, subscribers, paced_events, 500).await;
+    table(&format!("Latency: {paced_events} events at 500 per second"), &paced);
+
+    println!("\nRedis commands per published event in the throughput run (INFO commandstats, both nodes):");
     let mut names: Vec<_> = after.keys().collect();
     names.sort();
     let mut total = 0.0;
@@ -181,5 +199,5 @@ async fn main() {
             println!("- {name}: {per_event:.3}");
         }
     }
-    println!("- total: {total:.3}");
+    println!("- total: {total:.3} (commands inside the publish script count one each)");
 }

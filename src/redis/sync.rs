@@ -1,6 +1,6 @@
 //! The reader: the one task per node that keeps the local logs in step with Redis.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -12,7 +12,7 @@ use redis::aio::ConnectionManager;
 use tokio::time::Instant;
 
 use super::script::Keys;
-use crate::hub::Hub;
+use crate::hub::{Hub, Topic};
 
 /// Entries read per `XRANGE`.
 const PAGE: usize = 512;
@@ -107,15 +107,18 @@ impl Reader {
         let hub = self.hub.clone();
         let replica = hub.replica().expect("the reader feeds a replica hub");
         let shutdown = self.hub.shutdown();
-        // After (re)connecting, every topic may have missed wake-ups.
-        let mut dirty: BTreeSet<Arc<str>> = self.hub.topic_names().into_iter().collect();
+        // Topics to sync, and whether to check the epoch first (`true`) or only read
+        // new entries. After (re)connecting, every topic may have missed wake-ups
+        // and Redis may have lost its data: check them all.
+        let mut dirty: BTreeMap<Arc<str>, bool> = self.hub.topic_names().into_iter().map(|t| (t, true)).collect();
         let mut resync = tokio::time::interval_at(Instant::now() + self.resync_interval, self.resync_interval);
         loop {
-            dirty.extend(replica.loads.lock().unwrap_or_else(|e| e.into_inner()).drain());
+            let loads = std::mem::take(&mut *replica.loads.lock().unwrap_or_else(|e| e.into_inner()));
+            dirty.extend(loads.into_iter().map(|t| (t, true)));
             self.status.pending.store(dirty.len() as u64, Relaxed);
-            while let Some(topic) = dirty.pop_first() {
-                if let Err(err) = self.sync(&topic).await {
-                    dirty.insert(topic);
+            while let Some((topic, full)) = dirty.pop_first() {
+                if let Err(err) = self.sync(&topic, full).await {
+                    dirty.insert(topic, full);
                     return Err(err);
                 }
                 self.status.syncs.fetch_add(1, Relaxed);
@@ -126,61 +129,79 @@ impl Reader {
                     Some(msg) => {
                         let topic = String::from_utf8_lossy(msg.get_payload_bytes()).into_owned();
                         if self.hub.get_topic(&topic).is_some() {
-                            dirty.insert(topic.into());
+                            dirty.entry(topic.into()).or_insert(false);
                         }
                     }
                     None => return Err(redis::RedisError::from(std::io::Error::other("wake-up connection closed"))),
                 },
                 () = replica.notify.notified() => {}
-                _ = resync.tick() => dirty.extend(self.hub.topic_names()),
+                _ = resync.tick() => dirty.extend(self.hub.topic_names().into_iter().map(|t| (t, true))),
                 () = shutdown.wait() => return Ok(()),
             }
         }
     }
 
-    /// Brings the local log of `name` up to the Redis stream.
-    async fn sync(&mut self, name: &str) -> Result<(), redis::RedisError> {
+    /// Brings the local log of `name` up to the Redis stream. With `check`, or
+    /// when the topic was never loaded, it first compares the epoch; otherwise it
+    /// reads new entries only, and reloads if one is of another epoch.
+    async fn sync(&mut self, name: &str, check: bool) -> Result<(), redis::RedisError> {
         let Some(topic) = self.hub.get_topic(name) else {
             return Ok(());
         };
-        let (epoch, mut next, ready) = {
+        let (epoch, next, ready) = {
             let state = topic.read();
             (state.epoch, state.log.next(), state.ready)
         };
-        let (shared_epoch, _offset): (Option<String>, Option<u64>) = redis::cmd("HMGET")
-            .arg(self.keys.meta(name))
-            .arg("epoch")
-            .arg("offset")
+        if check || !ready {
+            let shared: Option<String> =
+                redis::cmd("HGET").arg(self.keys.meta(name)).arg("epoch").query_async(&mut self.conn).await?;
+            let shared = shared.and_then(|e| u64::from_str_radix(&e, 16).ok()).unwrap_or(0);
+            if !ready || shared != epoch {
+                return self.reload(&topic, shared).await;
+            }
+        }
+        if self.read_new(&topic, epoch, next).await? {
+            Ok(())
+        } else {
+            // An entry of another epoch: the shared log was replaced meanwhile.
+            let shared: Option<String> =
+                redis::cmd("HGET").arg(self.keys.meta(name)).arg("epoch").query_async(&mut self.conn).await?;
+            let shared = shared.and_then(|e| u64::from_str_radix(&e, 16).ok()).unwrap_or(0);
+            self.reload(&topic, shared).await
+        }
+    }
+
+    /// Replaces the local log with the retained tail of the shared log of `epoch`.
+    async fn reload(&mut self, topic: &Topic, epoch: u64) -> Result<(), redis::RedisError> {
+        let mut entries: Vec<(String, Vec<Bytes>)> = redis::cmd("XREVRANGE")
+            .arg(self.keys.log(&topic.name))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(self.history)
             .query_async(&mut self.conn)
             .await?;
-        let shared_epoch = shared_epoch.and_then(|e| u64::from_str_radix(&e, 16).ok()).unwrap_or(0);
-        if !ready || shared_epoch != epoch {
-            // Load the retained tail of the shared log in place of the local one.
-            let mut entries: Vec<(String, Vec<Bytes>)> = redis::cmd("XREVRANGE")
-                .arg(self.keys.log(name))
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(self.history)
-                .query_async(&mut self.conn)
-                .await?;
-            entries.reverse();
-            let entries = parse(entries, shared_epoch);
-            let now = std::time::Instant::now();
-            let mut state = topic.write();
-            state.epoch = shared_epoch;
-            state.log.restart(entries.first().map_or(1, |(offset, _)| *offset));
-            for (offset, frame) in entries {
-                state.log.append_at(offset, frame, now);
-            }
-            state.ready = true;
-            drop(state);
-            topic.wake();
-            return Ok(());
+        entries.reverse();
+        let (entries, _) = parse(entries, epoch);
+        let now = std::time::Instant::now();
+        let mut state = topic.write();
+        state.epoch = epoch;
+        state.log.restart(entries.first().map_or(1, |(offset, _)| *offset));
+        for (offset, frame) in entries {
+            state.log.append_at(offset, frame, now);
         }
+        state.ready = true;
+        drop(state);
+        topic.wake();
+        Ok(())
+    }
+
+    /// Appends the entries from offset `next` on of the shared log of `epoch`.
+    /// Returns `false` when an entry of another epoch shows the log was replaced.
+    async fn read_new(&mut self, topic: &Topic, epoch: u64, mut next: u64) -> Result<bool, redis::RedisError> {
         loop {
             let entries: Vec<(String, Vec<Bytes>)> = redis::cmd("XRANGE")
-                .arg(self.keys.log(name))
+                .arg(self.keys.log(&topic.name))
                 .arg(next)
                 .arg("+")
                 .arg("COUNT")
@@ -188,32 +209,36 @@ impl Reader {
                 .query_async(&mut self.conn)
                 .await?;
             let full = entries.len() == PAGE;
-            let entries = parse(entries, epoch);
-            let Some(&(last, _)) = entries.last() else {
-                return Ok(());
-            };
-            let now = std::time::Instant::now();
-            let mut state = topic.write();
-            if state.epoch != epoch {
-                return Ok(());
+            let (entries, foreign) = parse(entries, epoch);
+            if let Some(&(last, _)) = entries.last() {
+                let now = std::time::Instant::now();
+                let mut state = topic.write();
+                if state.epoch != epoch {
+                    return Ok(true);
+                }
+                for (offset, frame) in entries {
+                    state.log.append_at(offset, frame, now);
+                }
+                drop(state);
+                topic.wake();
+                next = last + 1;
             }
-            for (offset, frame) in entries {
-                state.log.append_at(offset, frame, now);
+            if foreign {
+                return Ok(false);
             }
-            drop(state);
-            topic.wake();
             if !full {
-                return Ok(());
+                return Ok(true);
             }
-            next = last + 1;
         }
     }
 }
 
 /// `(offset, frame)` of stream entries `<offset>-0 e <epoch> f <frame>` of
-/// `epoch`; entries of another epoch (a log replaced in between) are left out.
-fn parse(entries: Vec<(String, Vec<Bytes>)>, epoch: u64) -> Vec<(u64, Bytes)> {
-    entries
+/// `epoch`, and whether entries of another epoch (a log replaced in between)
+/// were left out. Entries not of this form are skipped.
+fn parse(entries: Vec<(String, Vec<Bytes>)>, epoch: u64) -> (Vec<(u64, Bytes)>, bool) {
+    let mut foreign = false;
+    let entries = entries
         .into_iter()
         .filter_map(|(id, mut fields)| {
             let offset = id.strip_suffix("-0")?.parse().ok()?;
@@ -221,9 +246,11 @@ fn parse(entries: Vec<(String, Vec<Bytes>)>, epoch: u64) -> Vec<(u64, Bytes)> {
                 return None;
             }
             let entry_epoch = std::str::from_utf8(&fields[1]).ok().and_then(|e| u64::from_str_radix(e, 16).ok())?;
+            foreign |= entry_epoch != epoch;
             (entry_epoch == epoch).then(|| (offset, fields.swap_remove(3)))
         })
-        .collect()
+        .collect();
+    (entries, foreign)
 }
 
 async fn next<S: Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
