@@ -40,6 +40,7 @@
 //! | `hyper` | [`Sse`] as an `http_body::Body`, `Sse::into_http_response` |
 //! | `axum` | `IntoResponse` for [`Sse`], [`Resume`] as an extractor (axum 0.8) |
 //! | `actix` | `Responder` for [`Sse`], [`Resume`] as an extractor (actix-web 4) |
+//! | `redis` | `RedisHub`: the hub over Redis Streams, shared by several processes |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod adapter;
