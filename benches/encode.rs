@@ -14,7 +14,11 @@
 //!   runtime is needed: `now_or_never`).
 //! - `axum_response_overhead`: the same response around an *empty* event stream, polled to its
 //!   end. Subtracting it from `axum` estimates axum's encoding alone.
+//! - `ssekit_encode_only`: `event.encode()` of an event built beforehand: the encoding alone.
 //! - `memcpy`: `Bytes::copy_from_slice(payload)`: the floor for a large event.
+//!
+//! Large events come in two shapes: lines of 80 bytes (820 lines, where the cost per line
+//! dominates) and lines of 4 KiB (16 lines, where the copy does).
 //!
 //! Throughput is the payload size, the same for every side.
 
@@ -67,7 +71,12 @@ fn axum_encode(payload: &str) -> Bytes {
 }
 
 fn encode(c: &mut Criterion) {
-    let sizes = [("small", payload(100, 200)), ("medium", payload(1024, 256)), ("large", payload(64 * 1024, 80))];
+    let sizes = [
+        ("small", payload(100, 200)),
+        ("medium", payload(1024, 256)),
+        ("large", payload(64 * 1024, 80)),
+        ("large_long_lines", payload(64 * 1024, 4096)),
+    ];
 
     // The two encoders agree on these payloads (LF only, no CR), so the sides do the same work.
     for (_, payload) in &sizes {
@@ -82,6 +91,12 @@ fn encode(c: &mut Criterion) {
         group
             .bench_with_input(BenchmarkId::new("ssekit", name), payload, |b, p| b.iter(|| ssekit_encode(black_box(p))));
         group.bench_with_input(BenchmarkId::new("axum", name), payload, |b, p| b.iter(|| axum_encode(black_box(p))));
+        // The encoding alone, from an event already built: what a publish costs
+        // beyond owning the data.
+        let event = ssekit::Event::new().event("update").data(payload);
+        group.bench_with_input(BenchmarkId::new("ssekit_encode_only", name), &event, |b, e| {
+            b.iter(|| black_box(e).encode().unwrap())
+        });
         group.bench_with_input(BenchmarkId::new("memcpy", name), payload, |b, p| {
             b.iter(|| Bytes::copy_from_slice(black_box(p).as_bytes()))
         });

@@ -169,6 +169,11 @@ pub(crate) fn write_field(buf: &mut BytesMut, name: &[u8], value: &[u8]) {
 
 /// Length of `text` written as `prefix`-lines: one line per CR, LF or CRLF-separated piece.
 fn lines_len(prefix: &[u8], text: &[u8]) -> usize {
+    line_count(prefix, text).0
+}
+
+/// The encoded length of `text` as `prefix`-lines, and the number of lines.
+fn line_count(prefix: &[u8], text: &[u8]) -> (usize, usize) {
     // memchr counts one byte with SIMD; only text with CR needs the pairwise walk.
     let lf = memchr::memchr_iter(b'\n', text).count();
     let (lines, break_bytes) = if memchr::memchr(b'\r', text).is_none() {
@@ -187,7 +192,7 @@ fn lines_len(prefix: &[u8], text: &[u8]) -> usize {
         }
         (lines, break_bytes)
     };
-    text.len() - break_bytes + lines * (prefix.len() + 1)
+    (text.len() - break_bytes + lines * (prefix.len() + 1), lines)
 }
 
 /// Writes `text` as `prefix`-lines, splitting on every CR, LF and CRLF, so that no
@@ -196,8 +201,12 @@ fn lines_len(prefix: &[u8], text: &[u8]) -> usize {
 /// The lines go into a region of `buf` sized exactly first, so each line is a few
 /// fixed-size copies instead of calls through `BufMut` (see [`copy_line`]).
 fn write_lines(buf: &mut BytesMut, prefix: &[u8], text: &[u8]) {
+    let (len, lines) = line_count(prefix, text);
+    if text.len() >= LONG_LINE * lines {
+        // Long lines: appending each is as cheap as a copy, with no region to clear.
+        return append_lines(buf, prefix, text);
+    }
     let start = buf.len();
-    let len = lines_len(prefix, text);
     buf.resize(start + len, 0);
     let out = &mut buf[start..];
     out[..prefix.len()].copy_from_slice(prefix);
@@ -225,6 +234,29 @@ fn write_lines(buf: &mut BytesMut, prefix: &[u8], text: &[u8]) {
     o = copy_line(out, o, text, from, text.len());
     out[o] = b'\n';
     debug_assert_eq!(o + 1, len);
+}
+
+/// Average line length from which lines are appended one by one: the cost of a
+/// call per line is then small beside the copy, and clearing a region is not.
+const LONG_LINE: usize = 512;
+
+/// [`write_lines`] by appending each line to `buf`.
+fn append_lines(buf: &mut BytesMut, prefix: &[u8], text: &[u8]) {
+    buf.put_slice(prefix);
+    let mut from = 0;
+    let mut breaks = memchr::memchr2_iter(b'\r', b'\n', text);
+    while let Some(at) = breaks.next() {
+        buf.put_slice(&text[from..at]);
+        buf.put_u8(b'\n');
+        buf.put_slice(prefix);
+        from = at + 1;
+        if text[at] == b'\r' && text.get(at + 1) == Some(&b'\n') {
+            breaks.next();
+            from += 1;
+        }
+    }
+    buf.put_slice(&text[from..]);
+    buf.put_u8(b'\n');
 }
 
 /// Copies `text[from..to]` to `out[o..]` and returns the end. Where both sides
@@ -310,6 +342,21 @@ mod tests {
         assert_eq!(event.encoded_len(), 4);
         event = event.id("");
         assert_eq!(event.encode().unwrap().as_bytes().len(), event.encoded_len());
+    }
+
+    #[test]
+    fn long_and_short_lines_encode_alike() {
+        // Long lines take `append_lines`, short ones the block copy: same bytes.
+        let long = "a".repeat(2 * LONG_LINE);
+        for text in [format!("{long}\r\n{long}\r{long}\n\r\n"), format!("{long}\n{long}"), long.clone()] {
+            let expected: String = text
+                .replace("\r\n", "\n")
+                .replace('\r', "\n")
+                .split('\n')
+                .map(|line| format!("data: {line}\n"))
+                .collect();
+            assert_eq!(&lines(DATA, &text)[..], expected.as_bytes());
+        }
     }
 
     #[test]
