@@ -55,6 +55,9 @@ pin_project_lite::pin_project! {
         // The epoch and offset of the next frame to yield.
         epoch: u64,
         cursor: u64,
+        // The topic's version at which this subscriber last found nothing new
+        // (`u64::MAX`: not yet); while it holds, the log need not be locked.
+        seen: u64,
         pending: Option<Bytes>,
         done: bool,
         on_close: Option<Box<dyn FnOnce() + Send + Sync>>,
@@ -91,6 +94,7 @@ impl Subscription {
             start: Some(resume),
             epoch: 0,
             cursor: 1,
+            seen: u64::MAX,
             pending: None,
             done: false,
             on_close: None,
@@ -160,8 +164,8 @@ enum Next {
     Wait,
     /// Start at `cursor` of `epoch`, after a reset if one is given.
     Start { epoch: u64, cursor: u64, reset: Option<ResetReason> },
-    /// Frames and the cursor after them.
-    Frames(Bytes, u64),
+    /// Frames, the cursor after them, and whether that is the end of the log.
+    Frames(Bytes, u64, bool),
     /// Nothing new.
     UpToDate,
     /// Frames the subscriber had not read are gone; the oldest retained is given.
@@ -188,7 +192,7 @@ impl Next {
             return Self::Start { epoch: state.epoch, cursor: first, reset: Some(ResetReason::UnknownEpoch) };
         }
         match state.log.read(cursor, MAX_BATCH) {
-            Read::Frames(chunk, next) => Self::Frames(chunk, next),
+            Read::Frames(chunk, next) => Self::Frames(chunk, next, next == state.log.next()),
             Read::UpToDate => Self::UpToDate,
             Read::Evicted(first) => Self::Lagged(first),
         }
@@ -234,10 +238,18 @@ impl Stream for Subscription {
                 *this.pending = this.hub.final_frame.get().cloned();
                 continue;
             }
-            let next = Next::of(&this.topic.read(), this.start, *this.epoch, *this.cursor);
+            let version = this.topic.version();
+            let next = if version == *this.seen {
+                Next::UpToDate
+            } else {
+                Next::of(&this.topic.read(), this.start, *this.epoch, *this.cursor)
+            };
             match next {
-                Next::Frames(chunk, next) => {
+                Next::Frames(chunk, next, caught_up) => {
                     *this.cursor = next;
+                    if caught_up {
+                        *this.seen = version;
+                    }
                     return Poll::Ready(Some(chunk));
                 }
                 Next::Start { epoch, cursor, reset } => {
@@ -256,10 +268,15 @@ impl Stream for Subscription {
                         *this.done = true;
                     }
                 },
-                Next::UpToDate | Next::Wait => match this.notified.as_mut().poll(cx) {
-                    Poll::Ready(()) => this.notified.set(this.topic.notified()),
-                    Poll::Pending => return Poll::Pending,
-                },
+                Next::UpToDate | Next::Wait => {
+                    if matches!(next, Next::UpToDate) {
+                        *this.seen = version;
+                    }
+                    match this.notified.as_mut().poll(cx) {
+                        Poll::Ready(()) => this.notified.set(this.topic.notified()),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
             }
         }
     }

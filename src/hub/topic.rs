@@ -1,6 +1,6 @@
 //! One topic: its log, its epoch, the subscribers waiting on it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tokio::sync::Notify;
@@ -15,6 +15,9 @@ pub(crate) struct Topic {
     pub(crate) replica: bool,
     state: RwLock<State>,
     notify: Arc<Notify>,
+    /// Bumped after every change of the state, before waking: a subscriber that
+    /// found nothing new at some version need not lock the log again until it moves.
+    version: AtomicU64,
     subscribers: AtomicUsize,
 }
 
@@ -42,6 +45,7 @@ impl Topic {
             replica,
             state: RwLock::new(State { log: Log::new(limits), epoch, ready: !replica, removed: false }),
             notify: Arc::new(Notify::new()),
+            version: AtomicU64::new(0),
             subscribers: AtomicUsize::new(0),
         }
     }
@@ -61,8 +65,16 @@ impl Topic {
         self.notify.clone().notified_owned()
     }
 
+    /// Publishes a change made under the write lock: bumps the version, then
+    /// wakes the waiting subscribers.
     pub(crate) fn wake(&self) {
+        self.version.fetch_add(1, Ordering::Release);
         self.notify.notify_waiters();
+    }
+
+    /// The version of the state; read it before locking to read the log.
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
     }
 
     pub(crate) fn subscribers(&self) -> usize {
