@@ -59,10 +59,17 @@ impl Event {
     pub fn encode_into(&self, buf: &mut BytesMut) -> Result<(), EventError> {
         self.validate()?;
         let id_len = self.id.as_ref().map_or(0, |id| field_len(ID, id.len()));
-        buf.reserve(self.body_len() + id_len + 1);
+        let body_len = self.body_len();
+        // An event without any field is written as an empty comment: a lone blank
+        // line is no event block (and `Frame::new` refuses it).
+        let empty = body_len + id_len == 0;
+        buf.reserve(body_len + id_len + 1 + usize::from(empty) * 2);
         self.write_body(buf);
         if let Some(id) = &self.id {
             write_field(buf, ID, id.as_bytes());
+        }
+        if empty {
+            buf.put_slice(b":\n");
         }
         buf.put_u8(b'\n');
         Ok(())

@@ -44,11 +44,14 @@ pub struct Event {
 
 impl Event {
     /// An empty event; set at least [`data`](Event::data) for a browser to dispatch it.
+    /// An event left without any field encodes as an empty comment, `:`.
     ///
     /// # Examples
     ///
     /// ```
     /// let event = ssekit::Event::new().data("tick");
+    /// assert_eq!(ssekit::Event::new().encode()?.as_bytes(), ":\n\n");
+    /// # Ok::<(), ssekit::EventError>(())
     /// ```
     pub fn new() -> Self {
         Self::default()
