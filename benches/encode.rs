@@ -1,1 +1,3 @@
+//! Encoding benchmarks (placeholder until the criterion benches land).
+
 fn main() {}
