@@ -60,6 +60,9 @@ use bytes::{Buf, BytesMut};
 /// The default for both [`Decoder::with_max_line_length`] and [`Decoder::with_max_event_size`].
 const DEFAULT_LIMIT: usize = 1 << 20;
 
+/// The smallest piece of a chunk [`Decoder::feed`] copies at once.
+const FEED_PIECE: usize = 8 * 1024;
+
 /// The UTF-8 byte order mark.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -378,18 +381,32 @@ impl Decoder {
     /// # Ok::<(), ssekit::DecodeError>(())
     /// ```
     pub fn feed(&mut self, chunk: &[u8]) -> Result<Vec<MessageEvent>, DecodeError> {
+        if let Some(err) = self.failed {
+            return Err(err);
+        }
         let mut buf = std::mem::take(&mut self.buf);
-        buf.extend_from_slice(chunk);
         let mut events = Vec::new();
-        let result = loop {
-            match self.decode(&mut buf) {
-                Ok(Some(event)) => events.push(event),
-                Ok(None) => break Ok(events),
-                Err(err) => break Err(err),
+        let mut rest = chunk;
+        loop {
+            // Copy the chunk in pieces that fit the line limit, so that a line over
+            // the limit fails there instead of being buffered whole.
+            let room = self.max_line_length.saturating_add(1).saturating_sub(buf.len()).max(FEED_PIECE);
+            let (piece, tail) = rest.split_at(room.min(rest.len()));
+            buf.extend_from_slice(piece);
+            rest = tail;
+            loop {
+                match self.decode(&mut buf) {
+                    Ok(Some(event)) => events.push(event),
+                    Ok(None) => break,
+                    // Poisoned: the buffered input is never read again.
+                    Err(err) => return Err(err),
+                }
             }
-        };
-        self.buf = buf;
-        result
+            if rest.is_empty() {
+                self.buf = buf;
+                return Ok(events);
+            }
+        }
     }
 
     /// The reconnection time set by the last valid `retry` field, if any.
@@ -534,6 +551,32 @@ mod tests {
         assert_eq!(decoder.decode(&mut buf), Ok(None));
         assert_eq!(decoder.scanned, 0);
         assert_eq!(decoder.data, "abcdef\n");
+    }
+
+    #[test]
+    fn feed_never_buffers_past_the_line_limit() {
+        let limit = 1 << 20;
+        let mut decoder = Decoder::new();
+        let line = vec![b'a'; 10 << 20];
+        assert_eq!(decoder.feed(&line), Err(DecodeError::LineTooLong { limit }));
+        assert!(decoder.buf.capacity() <= limit + FEED_PIECE, "{}", decoder.buf.capacity());
+        // Poisoned: later input is refused, not kept.
+        for _ in 0..4 {
+            assert_eq!(decoder.feed(&line[..limit]), Err(DecodeError::LineTooLong { limit }));
+        }
+        assert!(decoder.buf.capacity() <= limit + FEED_PIECE);
+
+        // A line at the limit is held, and fails at the first byte past it.
+        let mut decoder = Decoder::new();
+        assert_eq!(decoder.feed(&line[..limit]), Ok(Vec::new()));
+        assert_eq!(decoder.buf.len(), limit);
+        assert_eq!(decoder.feed(&line), Err(DecodeError::LineTooLong { limit }));
+        assert_eq!(decoder.buf.capacity(), 0);
+
+        // Short lines in one large chunk are all decoded.
+        let mut decoder = Decoder::new().with_max_line_length(16);
+        let events = decoder.feed("data: x\n\n".repeat(10_000).as_bytes()).unwrap();
+        assert_eq!(events.len(), 10_000);
     }
 
     #[test]

@@ -44,11 +44,13 @@ pub struct Event {
 
 impl Event {
     /// An empty event; set at least [`data`](Event::data) for a browser to dispatch it.
+    /// An event left without any field cannot be encoded ([`EventError::Empty`]).
     ///
     /// # Examples
     ///
     /// ```
     /// let event = ssekit::Event::new().data("tick");
+    /// assert!(matches!(ssekit::Event::new().encode(), Err(ssekit::EventError::Empty)));
     /// ```
     pub fn new() -> Self {
         Self::default()

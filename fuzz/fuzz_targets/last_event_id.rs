@@ -1,0 +1,138 @@
+//! The `Last-Event-ID` path: `LastEventId::parse`, `Resume::from_request` with
+//! arbitrary header bytes and query strings, then `Hub::subscribe` and its first
+//! polls on a small hub. No panic; an id that does not name a retained event of
+//! this topic yields a `reset` with the right reason, never a replay; an id
+//! that does name one replays exactly the events after it.
+#![no_main]
+
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use arbitrary::Arbitrary;
+use futures_core::Stream;
+use http::{HeaderMap, HeaderValue};
+use libfuzzer_sys::fuzz_target;
+use ssekit::{Decoder, Event, Hub, LastEventId, MessageEvent, Resume, Subscription};
+
+#[derive(Debug, Arbitrary)]
+struct Input {
+    /// How the header value is built around `bytes`.
+    shape: u8,
+    bytes: Vec<u8>,
+    offset: u64,
+    /// Send the header twice.
+    repeat: bool,
+    query: Option<String>,
+    history: u8,
+    published: u8,
+}
+
+fn poll(subscription: &mut Subscription) -> Poll<Option<bytes::Bytes>> {
+    Pin::new(subscription).poll_next(&mut Context::from_waker(Waker::noop()))
+}
+
+fn events(chunk: &[u8]) -> Vec<MessageEvent> {
+    let events = Decoder::new().feed(chunk).expect("the hub sends valid frames");
+    assert!(!events.is_empty(), "a chunk holds whole events");
+    events
+}
+
+/// The canonical `<hex epoch>-<decimal offset>`, read without the crate's parser.
+fn canonical(id: &str) -> Option<(u64, u64)> {
+    let (epoch, offset) = id.split_once('-')?;
+    let e = u64::from_str_radix(epoch, 16).ok()?;
+    let o: u64 = offset.parse().ok()?;
+    (format!("{e:x}") == epoch && o.to_string() == offset).then_some((e, o))
+}
+
+fuzz_target!(|input: Input| {
+    // LastEventId::parse accepts exactly short UTF-8 without CR, LF or NUL.
+    let parsed = LastEventId::parse(&input.bytes);
+    let acceptable = input.bytes.len() <= LastEventId::MAX_LEN
+        && std::str::from_utf8(&input.bytes).is_ok()
+        && !input.bytes.iter().any(|b| matches!(b, b'\r' | b'\n' | 0));
+    assert_eq!(parsed.is_ok(), acceptable, "{parsed:?}");
+    if let Ok(id) = &parsed {
+        assert_eq!(id.as_str().as_bytes(), &input.bytes[..]);
+    }
+
+    let history = usize::from(input.history % 8) + 1;
+    let published = u64::from(input.published % 16) + 1;
+    let hub = Hub::builder().history(history).build();
+    let mut epoch = 0;
+    for n in 1..=published {
+        epoch = hub.publish("t", Event::new().data(format!("e{n}"))).unwrap().epoch();
+    }
+    let first = published + 1 - published.min(history as u64);
+
+    let value: Vec<u8> = match input.shape % 4 {
+        0 => input.bytes.clone(),
+        1 => [format!("{epoch:x}-").into_bytes(), input.bytes.clone()].concat(),
+        2 => [input.bytes.clone(), format!("-{}", input.offset % (published + 3)).into_bytes()].concat(),
+        _ => format!("{epoch:x}-{}", input.offset % (published + 3)).into_bytes(),
+    };
+    let mut headers = HeaderMap::new();
+    let resume = match HeaderValue::from_bytes(&value) {
+        Ok(header) => {
+            headers.append("last-event-id", header.clone());
+            if input.repeat {
+                headers.append("last-event-id", header);
+            }
+            Resume::from_request(&headers, input.query.as_deref())
+        }
+        // Bytes no header can hold: through the parser directly.
+        Err(_) => Resume::from(LastEventId::parse(&value).map(Some)),
+    };
+    if input.repeat && !value.is_empty() && HeaderValue::from_bytes(&value).is_ok() {
+        assert!(matches!(resume, Resume::Invalid(_)), "{resume:?}");
+    }
+
+    // What must happen: a replay from `Some(offset)`, nothing yet (`None`), or a reset.
+    let expected: Result<Option<u64>, &str> = match &resume {
+        Resume::Live => Ok(None),
+        Resume::Invalid(_) => Err("malformed"),
+        Resume::After(id) => match canonical(id.as_str()) {
+            None => Err("malformed"),
+            Some((e, _)) if e != epoch => Err("epoch"),
+            Some((_, o)) if o > published => Err("future"),
+            Some((_, o)) if o + 1 < first => Err("evicted"),
+            Some((_, o)) if o == published => Ok(None),
+            Some((_, o)) => Ok(Some(o + 1)),
+        },
+    };
+
+    let before = hub.metrics();
+    let mut subscription = hub.subscribe("t", resume.clone()).unwrap();
+    match expected {
+        Ok(Some(from)) => {
+            let Poll::Ready(Some(chunk)) = poll(&mut subscription) else { panic!("no replay for {resume:?}") };
+            let got = events(&chunk);
+            let want: Vec<String> = (from..=published).map(|n| format!("e{n}")).collect();
+            assert_eq!(got.iter().map(|e| e.data.clone()).collect::<Vec<_>>(), want, "{resume:?}");
+            assert!(got.iter().all(|e| e.event == "message"));
+            assert_eq!(got.last().unwrap().last_event_id, format!("{epoch:x}-{published}"));
+        }
+        Ok(None) => {}
+        Err(reason) => {
+            let Poll::Ready(Some(chunk)) = poll(&mut subscription) else { panic!("no reset for {resume:?}") };
+            let got = events(&chunk);
+            assert_eq!(got.len(), 1, "a reset and nothing replayed: {got:?}");
+            assert_eq!(got[0].event, "reset");
+            assert_eq!(got[0].data, format!(r#"{{"reason":"{reason}"}}"#), "{resume:?}");
+            assert_eq!(got[0].last_event_id, format!("{epoch:x}-{published}"));
+            let after = hub.metrics();
+            let resets = |m: &ssekit::HubMetrics| {
+                m.resets_malformed + m.resets_epoch + m.resets_future + m.resets_evicted + m.resets_lagged
+            };
+            assert_eq!(resets(&after), resets(&before) + 1);
+        }
+    }
+    // Then live, from the next event on.
+    assert!(poll(&mut subscription).is_pending(), "{resume:?}");
+    hub.publish("t", Event::new().data("live")).unwrap();
+    let Poll::Ready(Some(chunk)) = poll(&mut subscription) else { panic!("no live event") };
+    let got = events(&chunk);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].data, "live");
+    assert_eq!(got[0].last_event_id, format!("{epoch:x}-{}", published + 1));
+});
