@@ -6,6 +6,7 @@
 #[allow(dead_code)] // `main` and whatever this file does not test.
 #[path = "../examples/demo_actix.rs"]
 mod demo;
+#[macro_use]
 mod support;
 
 use actix_web::{App, HttpServer, web};
@@ -15,39 +16,8 @@ fn start() -> Server {
     Server::start(support::test_hub(), demo::serve)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn events_arrive_one_by_one() {
-    let server = start();
-    support::check_events_one_by_one(&server).await;
-    server.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn resume_replays_missed_events_or_resets() {
-    let server = start();
-    support::check_resume(&server).await;
-    server.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn disconnected_client_is_unsubscribed() {
-    let server = start();
-    // actix-web notices a closed connection only when writing to it fails.
-    support::check_disconnect(&server, support::Detect::Write).await;
-    server.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn invalid_publish_is_refused() {
-    let server = start();
-    support::check_invalid_publish(&server).await;
-    server.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn graceful_shutdown_with_clients_connected() {
-    support::check_shutdown(start()).await;
-}
+// actix-web notices a closed connection only when writing to it fails.
+contract_tests!(#[tokio::test(flavor = "multi_thread")], detect: support::Detect::Write);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn per_request_stream_with_keep_alive() {

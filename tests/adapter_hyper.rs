@@ -6,6 +6,7 @@
 #[allow(dead_code)] // `main` and whatever this file does not test.
 #[path = "../examples/demo_hyper.rs"]
 mod demo;
+#[macro_use]
 mod support;
 
 use std::convert::Infallible;
@@ -23,38 +24,7 @@ fn start() -> Server {
     })
 }
 
-#[tokio::test]
-async fn events_arrive_one_by_one() {
-    let server = start();
-    support::check_events_one_by_one(&server).await;
-    server.shutdown().await;
-}
-
-#[tokio::test]
-async fn resume_replays_missed_events_or_resets() {
-    let server = start();
-    support::check_resume(&server).await;
-    server.shutdown().await;
-}
-
-#[tokio::test]
-async fn disconnected_client_is_unsubscribed() {
-    let server = start();
-    support::check_disconnect(&server, support::Detect::Read).await;
-    server.shutdown().await;
-}
-
-#[tokio::test]
-async fn invalid_publish_is_refused() {
-    let server = start();
-    support::check_invalid_publish(&server).await;
-    server.shutdown().await;
-}
-
-#[tokio::test]
-async fn graceful_shutdown_with_clients_connected() {
-    support::check_shutdown(start()).await;
-}
+contract_tests!(#[tokio::test], detect: support::Detect::Read);
 
 #[tokio::test]
 async fn per_request_stream_with_keep_alive() {

@@ -466,3 +466,44 @@ pub(crate) async fn check_per_request(addr: SocketAddr, feed: &Feed) {
     drop(tx);
     assert!(sse.try_next_event().await.is_none(), "the stream ends with its source");
 }
+
+/// The demo contract's checks as one `#[test]` each, for a test file whose
+/// `start()` serves the demo on some framework; `detect` is how that framework
+/// notices a client that left.
+#[allow(unused_macros)]
+macro_rules! contract_tests {
+    (#[$test:meta], detect: $detect:expr) => {
+        #[$test]
+        async fn events_arrive_one_by_one() {
+            let server = start();
+            support::check_events_one_by_one(&server).await;
+            server.shutdown().await;
+        }
+
+        #[$test]
+        async fn resume_replays_missed_events_or_resets() {
+            let server = start();
+            support::check_resume(&server).await;
+            server.shutdown().await;
+        }
+
+        #[$test]
+        async fn disconnected_client_is_unsubscribed() {
+            let server = start();
+            support::check_disconnect(&server, $detect).await;
+            server.shutdown().await;
+        }
+
+        #[$test]
+        async fn invalid_publish_is_refused() {
+            let server = start();
+            support::check_invalid_publish(&server).await;
+            server.shutdown().await;
+        }
+
+        #[$test]
+        async fn graceful_shutdown_with_clients_connected() {
+            support::check_shutdown(start()).await;
+        }
+    };
+}
