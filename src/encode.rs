@@ -38,8 +38,9 @@ impl Event {
         self.check_encodable()?;
         // `with_capacity` allocates exactly, and a full buffer freezes into `Bytes`
         // without a second allocation.
-        let mut buf = BytesMut::with_capacity(self.encoded_len());
-        self.write(&mut buf);
+        let layout = self.layout();
+        let mut buf = BytesMut::with_capacity(self.encoded_len(&layout));
+        self.write(&mut buf, &layout);
         Ok(Frame::from_trusted(buf.freeze()))
     }
 
@@ -63,8 +64,9 @@ impl Event {
     /// ```
     pub fn encode_into(&self, buf: &mut BytesMut) -> Result<(), EventError> {
         self.check_encodable()?;
-        buf.reserve(self.encoded_len());
-        self.write(buf);
+        let layout = self.layout();
+        buf.reserve(self.encoded_len(&layout));
+        self.write(buf, &layout);
         Ok(())
     }
 
@@ -84,13 +86,13 @@ impl Event {
     }
 
     /// The exact length of [`Event::write`]'s output.
-    fn encoded_len(&self) -> usize {
-        self.body_len() + self.id.as_ref().map_or(0, |id| field_len(ID, id.len())) + 1
+    fn encoded_len(&self, layout: &Layout) -> usize {
+        layout.body_len + self.id.as_ref().map_or(0, |id| field_len(ID, id.len())) + 1
     }
 
     /// Writes the whole frame. The event must have been checked.
-    fn write(&self, buf: &mut BytesMut) {
-        self.write_body(buf);
+    fn write(&self, buf: &mut BytesMut, layout: &Layout) {
+        self.write_body(buf, layout);
         if let Some(id) = &self.id {
             write_field(buf, ID, id.as_bytes());
         }
@@ -101,38 +103,36 @@ impl Event {
     /// more bytes for the caller to finish the frame without reallocating.
     /// The event must have been validated.
     pub(crate) fn encode_body(&self, extra: usize) -> BytesMut {
-        let mut buf = BytesMut::with_capacity(self.body_len() + extra);
-        self.write_body(&mut buf);
+        let layout = self.layout();
+        let mut buf = BytesMut::with_capacity(layout.body_len + extra);
+        self.write_body(&mut buf, &layout);
         buf
     }
 
-    /// The exact length of [`Event::write_body`]'s output.
-    fn body_len(&self) -> usize {
-        let mut len = 0;
-        if let Some(comment) = &self.comment {
-            len += lines_len(COMMENT, comment.as_bytes());
-        }
+    /// The lines of the multi-line fields and the exact length of
+    /// [`Event::write_body`]'s output: each text is scanned once for sizing.
+    fn layout(&self) -> Layout {
+        let comment = self.comment.as_ref().map(|comment| Lines::of(COMMENT, comment.as_bytes()));
+        let data = self.data.as_ref().map(|data| Lines::of(DATA, data.as_bytes()));
+        let mut body_len = comment.map_or(0, |lines| lines.len) + data.map_or(0, |lines| lines.len);
         if let Some(event) = &self.event {
-            len += field_len(EVENT, event.len());
-        }
-        if let Some(data) = &self.data {
-            len += lines_len(DATA, data.as_bytes());
+            body_len += field_len(EVENT, event.len());
         }
         if let Some(retry) = self.retry {
-            len += field_len(RETRY, decimal_len(retry_millis(retry)));
+            body_len += field_len(RETRY, decimal_len(retry_millis(retry)));
         }
-        len
+        Layout { comment, data, body_len }
     }
 
-    fn write_body(&self, buf: &mut BytesMut) {
-        if let Some(comment) = &self.comment {
-            write_lines(buf, COMMENT, comment.as_bytes());
+    fn write_body(&self, buf: &mut BytesMut, layout: &Layout) {
+        if let (Some(comment), Some(lines)) = (&self.comment, layout.comment) {
+            write_lines(buf, COMMENT, comment.as_bytes(), lines);
         }
         if let Some(event) = &self.event {
             write_field(buf, EVENT, event.as_bytes());
         }
-        if let Some(data) = &self.data {
-            write_lines(buf, DATA, data.as_bytes());
+        if let (Some(data), Some(lines)) = (&self.data, layout.data) {
+            write_lines(buf, DATA, data.as_bytes(), lines);
         }
         if let Some(retry) = self.retry {
             buf.put_slice(RETRY);
@@ -167,32 +167,46 @@ pub(crate) fn write_field(buf: &mut BytesMut, name: &[u8], value: &[u8]) {
     buf.put_u8(b'\n');
 }
 
-/// Length of `text` written as `prefix`-lines: one line per CR, LF or CRLF-separated piece.
-fn lines_len(prefix: &[u8], text: &[u8]) -> usize {
-    line_count(prefix, text).0
+/// What sizing an event found, so that writing it does not scan again.
+#[derive(Debug)]
+struct Layout {
+    comment: Option<Lines>,
+    data: Option<Lines>,
+    body_len: usize,
 }
 
-/// The encoded length of `text` as `prefix`-lines, and the number of lines.
-fn line_count(prefix: &[u8], text: &[u8]) -> (usize, usize) {
-    // memchr counts one byte with SIMD; only text with CR needs the pairwise walk.
-    let lf = memchr::memchr_iter(b'\n', text).count();
-    let (lines, break_bytes) = if memchr::memchr(b'\r', text).is_none() {
-        (1 + lf, lf)
-    } else {
-        let mut lines = 1;
-        let mut break_bytes = 0;
-        let mut breaks = memchr::memchr2_iter(b'\r', b'\n', text);
-        while let Some(at) = breaks.next() {
-            lines += 1;
-            break_bytes += 1;
-            if text[at] == b'\r' && text.get(at + 1) == Some(&b'\n') {
-                breaks.next();
+/// A text to write as `prefix`-lines: one line per CR, LF or CRLF-separated piece.
+#[derive(Debug, Clone, Copy)]
+struct Lines {
+    /// Encoded length, prefixes and line ends included.
+    len: usize,
+    count: usize,
+    has_cr: bool,
+}
+
+impl Lines {
+    fn of(prefix: &[u8], text: &[u8]) -> Self {
+        let has_cr = memchr::memchr(b'\r', text).is_some();
+        // memchr counts one byte with SIMD; only text with CR needs the pairwise walk.
+        let (count, break_bytes) = if has_cr {
+            let mut lines = 1;
+            let mut break_bytes = 0;
+            let mut breaks = memchr::memchr2_iter(b'\r', b'\n', text);
+            while let Some(at) = breaks.next() {
+                lines += 1;
                 break_bytes += 1;
+                if text[at] == b'\r' && text.get(at + 1) == Some(&b'\n') {
+                    breaks.next();
+                    break_bytes += 1;
+                }
             }
-        }
-        (lines, break_bytes)
-    };
-    (text.len() - break_bytes + lines * (prefix.len() + 1), lines)
+            (lines, break_bytes)
+        } else {
+            let lf = memchr::memchr_iter(b'\n', text).count();
+            (1 + lf, lf)
+        };
+        Self { len: text.len() - break_bytes + count * (prefix.len() + 1), count, has_cr }
+    }
 }
 
 /// Writes `text` as `prefix`-lines, splitting on every CR, LF and CRLF, so that no
@@ -200,11 +214,11 @@ fn line_count(prefix: &[u8], text: &[u8]) -> (usize, usize) {
 ///
 /// The lines go into a region of `buf` sized exactly first, so each line is a few
 /// fixed-size copies instead of calls through `BufMut` (see [`copy_line`]).
-fn write_lines(buf: &mut BytesMut, prefix: &[u8], text: &[u8]) {
-    let (len, lines) = line_count(prefix, text);
-    if text.len() >= LONG_LINE * lines {
+fn write_lines(buf: &mut BytesMut, prefix: &[u8], text: &[u8], lines: Lines) {
+    let len = lines.len;
+    if text.len() >= LONG_LINE * lines.count {
         // Long lines: appending each is as cheap as a copy, with no region to clear.
-        return append_lines(buf, prefix, text);
+        return append_lines(buf, prefix, text, lines.has_cr);
     }
     let start = buf.len();
     buf.resize(start + len, 0);
@@ -212,7 +226,7 @@ fn write_lines(buf: &mut BytesMut, prefix: &[u8], text: &[u8]) {
     out[..prefix.len()].copy_from_slice(prefix);
     let mut o = prefix.len();
     let mut from = 0;
-    if memchr::memchr(b'\r', text).is_none() {
+    if !lines.has_cr {
         // The usual case: one needle is cheaper to search than two.
         for at in memchr::memchr_iter(b'\n', text) {
             o = copy_line(out, o, text, from, at);
@@ -241,10 +255,11 @@ fn write_lines(buf: &mut BytesMut, prefix: &[u8], text: &[u8]) {
 const LONG_LINE: usize = 512;
 
 /// [`write_lines`] by appending each line to `buf`.
-fn append_lines(buf: &mut BytesMut, prefix: &[u8], text: &[u8]) {
+fn append_lines(buf: &mut BytesMut, prefix: &[u8], text: &[u8], has_cr: bool) {
     buf.put_slice(prefix);
     let mut from = 0;
-    let mut breaks = memchr::memchr2_iter(b'\r', b'\n', text);
+    let mut breaks =
+        if has_cr { memchr::memchr2_iter(b'\r', b'\n', text) } else { memchr::memchr2_iter(b'\n', b'\n', text) };
     while let Some(at) = breaks.next() {
         buf.put_slice(&text[from..at]);
         buf.put_u8(b'\n');
@@ -318,8 +333,9 @@ mod tests {
 
     fn lines(prefix: &[u8], text: &str) -> BytesMut {
         let mut buf = BytesMut::new();
-        write_lines(&mut buf, prefix, text.as_bytes());
-        assert_eq!(buf.len(), lines_len(prefix, text.as_bytes()), "{text:?}");
+        let lines = Lines::of(prefix, text.as_bytes());
+        write_lines(&mut buf, prefix, text.as_bytes(), lines);
+        assert_eq!(buf.len(), lines.len, "{text:?}");
         buf
     }
 
@@ -339,9 +355,9 @@ mod tests {
         assert!(buf.is_empty());
         // Below Vec's minimum growth step of 8 bytes.
         let mut event = Event::new().comment("");
-        assert_eq!(event.encoded_len(), 4);
+        assert_eq!(event.encoded_len(&event.layout()), 4);
         event = event.id("");
-        assert_eq!(event.encode().unwrap().as_bytes().len(), event.encoded_len());
+        assert_eq!(event.encode().unwrap().as_bytes().len(), event.encoded_len(&event.layout()));
     }
 
     #[test]
