@@ -76,6 +76,7 @@ impl Log {
     /// Appends a frame whose offset was assigned elsewhere (a shared log). An
     /// offset already held is ignored; one past a hole restarts the log there, so
     /// readers behind the hole find their offset evicted and are reset.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn append_at(&mut self, offset: u64, frame: Bytes, now: Instant) {
         if offset < self.next {
             return;
@@ -87,6 +88,7 @@ impl Log {
     }
 
     /// Empties the log; the next append gets `next`.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn restart(&mut self, next: u64) {
         self.entries.clear();
         self.bytes = 0;

@@ -55,7 +55,9 @@ use crate::{Event, EventError, Frame, Resume, Shutdown, Sse, SseConfig};
 pub(crate) use log::Limits;
 use log::Read;
 use metrics::Counters;
-pub(crate) use topic::{Topic, new_epoch};
+#[cfg(feature = "redis")]
+pub(crate) use topic::new_epoch;
+pub(crate) use topic::Topic;
 
 /// Room for `id: <id>\n\n` after an event's body.
 const ID_TAIL: usize = ID.len() + EventId::MAX_LEN + 2;
@@ -200,16 +202,19 @@ impl Hub {
     }
 
     /// The topic named `name` if this hub holds it.
+    #[cfg(feature = "redis")]
     pub(crate) fn get_topic(&self, name: &str) -> Option<Arc<Topic>> {
         self.shared.topics().get(name).cloned()
     }
 
     /// Every topic this hub holds.
+    #[cfg(feature = "redis")]
     pub(crate) fn topic_names(&self) -> Vec<Arc<str>> {
         self.shared.topics().keys().cloned().collect()
     }
 
     /// The link to the task feeding a replica hub.
+    #[cfg(feature = "redis")]
     pub(crate) fn replica(&self) -> Option<&Replica> {
         self.shared.replica.as_ref()
     }
@@ -580,6 +585,7 @@ impl HubBuilder {
     }
 
     /// The history limit, for a shared log kept as long as the local ones.
+    #[cfg(feature = "redis")]
     pub(crate) fn history_len(&self) -> usize {
         self.limits.max_events
     }
@@ -664,6 +670,7 @@ impl HubBuilder {
     }
 
     /// A hub whose topics mirror a shared log fed by the backplane.
+    #[cfg(feature = "redis")]
     pub(crate) fn build_replica(&self) -> Result<Hub, EventError> {
         self.build_with(Some(Replica::default()))
     }

@@ -113,6 +113,7 @@ impl Subscription {
 
     /// Waits until the topic's log is loaded and the start is picked (at once on
     /// a local hub; a replica topic loads from the shared log first).
+    #[cfg(feature = "redis")]
     pub(crate) async fn started(&mut self) {
         while self.start.is_some() && !self.hub.shutdown.is_triggered() {
             let notified = self.topic.notified();
