@@ -279,6 +279,39 @@ where
     }
 }
 
+/// A stream of no events, for [`Sse::try_later`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoEvents;
+
+impl Stream for NoEvents {
+    type Item = Event;
+
+    fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        Poll::Ready(None)
+    }
+}
+
+impl Sse<Events<NoEvents>> {
+    /// The answer to a client that should come back later (a closing or busy
+    /// server): a `200` stream that sets the reconnection delay and ends.
+    /// `EventSource` gives up for good on any other status, `503` included.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use futures_util::StreamExt;
+    ///
+    /// let mut sse = ssekit::Sse::try_later(std::time::Duration::from_secs(5));
+    /// assert_eq!(sse.next().await.unwrap().unwrap(), "retry: 5000\n\n");
+    /// assert!(sse.next().await.is_none());
+    /// # }
+    /// ```
+    pub fn try_later(delay: Duration) -> Self {
+        Self::new(NoEvents).with_config(SseConfig::new().retry(delay))
+    }
+}
+
 impl Sse<Subscription> {
     /// The SSE stream of a hub subscription (see also [`Hub::sse`](crate::Hub::sse)).
     pub fn from_subscription(subscription: Subscription) -> Self {

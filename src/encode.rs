@@ -24,7 +24,8 @@ impl Event {
     ///
     /// # Errors
     ///
-    /// An [`EventError`] when a field breaks a wire rule (see [`Event`]).
+    /// An [`EventError`] when a field breaks a wire rule (see [`Event`]) or the
+    /// event has no field at all ([`EventError::Empty`]).
     ///
     /// # Examples
     ///
@@ -34,8 +35,11 @@ impl Event {
     /// # Ok::<(), ssekit::EventError>(())
     /// ```
     pub fn encode(&self) -> Result<Frame, EventError> {
-        let mut buf = BytesMut::new();
-        self.encode_into(&mut buf)?;
+        self.check_encodable()?;
+        // `with_capacity` allocates exactly, and a full buffer freezes into `Bytes`
+        // without a second allocation.
+        let mut buf = BytesMut::with_capacity(self.encoded_len());
+        self.write(&mut buf);
         Ok(Frame::from_trusted(buf.freeze()))
     }
 
@@ -45,7 +49,8 @@ impl Event {
     ///
     /// # Errors
     ///
-    /// An [`EventError`] when a field breaks a wire rule (see [`Event`]).
+    /// An [`EventError`] when a field breaks a wire rule (see [`Event`]) or the
+    /// event has no field at all ([`EventError::Empty`]).
     ///
     /// # Examples
     ///
@@ -57,15 +62,39 @@ impl Event {
     /// # Ok::<(), ssekit::EventError>(())
     /// ```
     pub fn encode_into(&self, buf: &mut BytesMut) -> Result<(), EventError> {
+        self.check_encodable()?;
+        buf.reserve(self.encoded_len());
+        self.write(buf);
+        Ok(())
+    }
+
+    /// [`Event::validate`], and an event on its own must have a field: a lone
+    /// blank line is not a frame.
+    fn check_encodable(&self) -> Result<(), EventError> {
         self.validate()?;
-        let id_len = self.id.as_ref().map_or(0, |id| field_len(ID, id.len()));
-        buf.reserve(self.body_len() + id_len + 1);
+        if self.data.is_none()
+            && self.event.is_none()
+            && self.id.is_none()
+            && self.retry.is_none()
+            && self.comment.is_none()
+        {
+            return Err(EventError::Empty);
+        }
+        Ok(())
+    }
+
+    /// The exact length of [`Event::write`]'s output.
+    fn encoded_len(&self) -> usize {
+        self.body_len() + self.id.as_ref().map_or(0, |id| field_len(ID, id.len())) + 1
+    }
+
+    /// Writes the whole frame. The event must have been checked.
+    fn write(&self, buf: &mut BytesMut) {
         self.write_body(buf);
         if let Some(id) = &self.id {
             write_field(buf, ID, id.as_bytes());
         }
         buf.put_u8(b'\n');
-        Ok(())
     }
 
     /// Encodes everything but the id and the final blank line, reserving `extra`
@@ -157,17 +186,33 @@ fn lines_len(prefix: &[u8], text: &[u8]) -> usize {
 /// Writes `text` as `prefix`-lines, splitting on every CR, LF and CRLF, so that no
 /// CR ever reaches the wire and every line keeps its leading spaces.
 fn write_lines(buf: &mut BytesMut, prefix: &[u8], text: &[u8]) {
+    buf.put_slice(prefix);
     let mut start = 0;
     let mut breaks = memchr::memchr2_iter(b'\r', b'\n', text);
     while let Some(at) = breaks.next() {
-        write_field(buf, prefix, &text[start..at]);
+        buf.put_slice(&text[start..at]);
+        // The line end and the next line's prefix in one copy.
+        put_break(buf, prefix);
         start = at + 1;
         if text[at] == b'\r' && text.get(at + 1) == Some(&b'\n') {
             breaks.next();
             start += 1;
         }
     }
-    write_field(buf, prefix, &text[start..]);
+    buf.put_slice(&text[start..]);
+    buf.put_u8(b'\n');
+}
+
+/// Writes LF followed by `prefix`.
+fn put_break(buf: &mut BytesMut, prefix: &[u8]) {
+    match prefix {
+        DATA => buf.put_slice(b"\ndata: "),
+        COMMENT => buf.put_slice(b"\n: "),
+        _ => {
+            buf.put_u8(b'\n');
+            buf.put_slice(prefix);
+        }
+    }
 }
 
 pub(crate) fn decimal_len(mut n: u64) -> usize {
@@ -212,6 +257,19 @@ mod tests {
         assert_eq!(&lines(DATA, "a\r\nb\rc\nd")[..], b"data: a\ndata: b\ndata: c\ndata: d\n");
         assert_eq!(&lines(DATA, "\r\r\n\n")[..], b"data: \ndata: \ndata: \ndata: \n");
         assert_eq!(&lines(COMMENT, "x\r")[..], b": x\n: \n");
+    }
+
+    #[test]
+    fn empty_event_is_refused_and_small_frames_are_exact() {
+        assert!(matches!(Event::new().encode(), Err(EventError::Empty)));
+        let mut buf = BytesMut::new();
+        assert!(matches!(Event::new().encode_into(&mut buf), Err(EventError::Empty)));
+        assert!(buf.is_empty());
+        // Below Vec's minimum growth step of 8 bytes.
+        let mut event = Event::new().comment("");
+        assert_eq!(event.encoded_len(), 4);
+        event = event.id("");
+        assert_eq!(event.encode().unwrap().as_bytes().len(), event.encoded_len());
     }
 
     #[test]

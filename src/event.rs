@@ -164,7 +164,9 @@ impl Event {
     ///
     /// # Errors
     ///
-    /// The [`EventError`] that encoding would return.
+    /// The [`EventError`] that encoding would return, except
+    /// [`EventError::Empty`]: a [`Hub`](crate::Hub) publishes an event without
+    /// fields, since it adds the id.
     ///
     /// # Examples
     ///
@@ -211,6 +213,10 @@ pub enum EventError {
     /// The id contains NUL; browsers ignore such an id.
     #[error("event id contains NUL")]
     IdNul,
+    /// The event has no field at all, so it would encode to a lone blank line,
+    /// which is not a [`Frame`](crate::Frame).
+    #[error("event has no field")]
+    Empty,
     /// The value given to [`Event::json_data`] failed to serialise.
     #[cfg(feature = "json")]
     #[cfg_attr(docsrs, doc(cfg(feature = "json")))]

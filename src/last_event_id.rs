@@ -99,7 +99,8 @@ impl LastEventId {
     ///
     /// # Errors
     ///
-    /// As [`LastEventId::parse`], on the decoded value; several parameters are an error too.
+    /// As [`LastEventId::parse`], on the decoded bytes (so `%FF` is
+    /// [`LastEventIdError::InvalidUtf8`]); several parameters are an error too.
     ///
     /// # Examples
     ///
@@ -110,16 +111,20 @@ impl LastEventId {
     /// ```
     pub fn from_query(query: &str) -> Result<Option<Self>, LastEventIdError> {
         let mut found = None;
-        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-            if key == LAST_EVENT_ID_QUERY {
+        for pair in query.as_bytes().split(|&b| b == b'&') {
+            let (key, value) = match memchr::memchr(b'=', pair) {
+                Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+                None => (pair, &b""[..]),
+            };
+            if form_decode(key) == LAST_EVENT_ID_QUERY.as_bytes() {
                 if found.is_some() {
                     return Err(LastEventIdError::Repeated);
                 }
-                found = Some(value);
+                found = Some(form_decode(value));
             }
         }
         match found {
-            Some(value) => non_empty(value.as_bytes()),
+            Some(value) => non_empty(&value),
             None => Ok(None),
         }
     }
@@ -135,6 +140,14 @@ impl LastEventId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// `application/x-www-form-urlencoded` decoding to bytes: `+` is a space, `%XX` a byte.
+/// Kept as bytes so that [`LastEventId::parse`] sees (and refuses) invalid UTF-8 instead of
+/// a lossy replacement.
+fn form_decode(bytes: &[u8]) -> Vec<u8> {
+    let plus: Vec<u8> = bytes.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+    percent_encoding::percent_decode(&plus).collect()
 }
 
 fn non_empty(bytes: &[u8]) -> Result<Option<LastEventId>, LastEventIdError> {

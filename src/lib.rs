@@ -57,7 +57,7 @@ mod random;
 pub mod redis;
 mod shutdown;
 
-pub use connection::{BoxError, Events, IntoFrame, Source, Sse, SseConfig};
+pub use connection::{BoxError, Events, IntoFrame, NoEvents, Source, Sse, SseConfig};
 pub use decode::{DecodeError, Decoder, MessageEvent};
 pub use event::{Event, EventError};
 pub use frame::{Frame, FrameError};

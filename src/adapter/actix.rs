@@ -1,5 +1,17 @@
 //! actix-web 4: [`Sse`] is a responder, [`Resume`] an extractor. actix-web 4 uses
 //! `http` 0.2 types; conversion happens here, at the edge.
+//!
+//! ## Disconnects
+//!
+//! actix-web does not read a connection while it streams a response, so it
+//! notices that a client left only when a write fails: at the next event or
+//! keep-alive comment. Until then the stream (and its hub subscription) stays;
+//! the keep-alive interval bounds how long.
+//!
+//! ## Closing
+//!
+//! An SSE response closes its connection when it ends, since actix-web's
+//! graceful shutdown waits for idle keep-alive connections.
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
@@ -16,12 +28,20 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, Responder};
 
 use crate::{RESPONSE_HEADERS, Resume, Source, Sse};
 
+/// Status 200 with [`RESPONSE_HEADERS`], closing the connection when the stream
+/// ends. actix-web notices that a client left only when a write fails, so a
+/// hub subscription lasts until the next event or keep-alive comment.
 #[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
 impl<S: Source + 'static> Responder for Sse<S> {
     type Body = BoxBody;
 
     fn respond_to(self, _req: &HttpRequest) -> HttpResponse {
         let mut response = HttpResponse::Ok();
+        // The stream ends only on shutdown, at the end of its lifetime or of its
+        // source: closing the connection then lets a graceful shutdown finish at
+        // once (actix-web waits for idle keep-alive connections); a reconnecting
+        // client opens a new one either way.
+        response.force_close();
         for (name, value) in RESPONSE_HEADERS {
             // Both sides are valid header bytes: the conversion cannot fail.
             if let (Ok(name), Ok(value)) =

@@ -1,4 +1,9 @@
 //! axum 0.8: [`Sse`] is a response, [`Resume`] an extractor.
+//!
+//! ## Disconnects
+//!
+//! `axum::serve` runs on hyper, which notices at once that a client left and
+//! drops the response body, and with it the hub subscription.
 
 use std::convert::Infallible;
 

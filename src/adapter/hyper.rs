@@ -1,4 +1,10 @@
 //! hyper 1 (and any server on `http-body` 1): [`Sse`] is a response body.
+//!
+//! ## Disconnects
+//!
+//! hyper keeps reading an HTTP/1.1 connection while it writes a body, and an
+//! HTTP/2 connection always: when the client leaves, hyper drops the body at
+//! once, which drops its hub subscription.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

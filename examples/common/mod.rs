@@ -1,0 +1,448 @@
+//! What the three demo apps share: flags, the page, request validation, the
+//! `/bench` loop, `/health`, and shutdown. Each `demo*.rs` only routes requests
+//! here and converts the answers to its framework's types.
+//!
+//! The contract (one for every framework):
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /` | the live feed page |
+//! | `GET /events?topic=T` | the SSE stream of topic `T` (default `main`), resuming from `Last-Event-ID` or `lastEventId` |
+//! | `POST /publish?topic=T` `{"event"?: "name", "data": "text"}` | `200 {"id": "..."}`, or `400 {"error": "..."}` and nothing published |
+//! | `POST /bench?topic=T&count=M&size=P&rate=R` | publishes `M` events of `P` bytes, `R` per second (`0`: at once); `200 {"published": M}` |
+//! | `GET /health` | `200 {"subscribers": ..., "topics": ..., "published": ...}` |
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use ssekit::{Event, EventId, Hub, HubMetrics, PublishError, Resume, Sse, SseConfig, SubscribeError, Subscription};
+use tokio::time::MissedTickBehavior;
+
+/// Largest `/publish` body accepted.
+pub(crate) const MAX_BODY: usize = 1 << 20;
+
+/// Command-line flags of the demo apps.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Args {
+    pub(crate) port: u16,
+    pub(crate) history: usize,
+    pub(crate) keep_alive: Duration,
+    pub(crate) retry: Option<Duration>,
+    pub(crate) max_lifetime: Option<Duration>,
+    pub(crate) redis: Option<String>,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Self {
+            port: 8080,
+            history: 1024,
+            keep_alive: Duration::from_secs(15),
+            retry: None,
+            max_lifetime: None,
+            redis: None,
+        }
+    }
+}
+
+const USAGE: &str =
+    "usage: [--port N] [--history N] [--keep-alive SECS] [--retry MS] [--max-lifetime SECS] [--redis URL]";
+
+impl Args {
+    /// The process's flags; prints the problem and exits with code 2 when they are wrong.
+    pub(crate) fn from_env() -> Self {
+        match Self::parse(std::env::args().skip(1)) {
+            Ok(args) => args,
+            Err(err) => {
+                eprintln!("error: {err}\n{USAGE}");
+                std::process::exit(2);
+            }
+        }
+    }
+
+    pub(crate) fn parse(mut flags: impl Iterator<Item = String>) -> Result<Self, String> {
+        fn value<T: std::str::FromStr>(flag: &str, value: Option<String>) -> Result<T, String> {
+            let value = value.ok_or_else(|| format!("{flag} needs a value"))?;
+            value.parse().map_err(|_| format!("{flag}: invalid value {value:?}"))
+        }
+        let mut args = Self::default();
+        while let Some(flag) = flags.next() {
+            match flag.as_str() {
+                "--port" => args.port = value(&flag, flags.next())?,
+                "--history" => args.history = value(&flag, flags.next())?,
+                "--keep-alive" => args.keep_alive = Duration::from_secs(value(&flag, flags.next())?),
+                "--retry" => args.retry = Some(Duration::from_millis(value(&flag, flags.next())?)),
+                "--max-lifetime" => args.max_lifetime = Some(Duration::from_secs(value(&flag, flags.next())?)),
+                "--redis" => args.redis = Some(value(&flag, flags.next())?),
+                "-h" | "--help" => {
+                    println!("{USAGE}");
+                    std::process::exit(0);
+                }
+                other => return Err(format!("unknown flag {other:?}")),
+            }
+        }
+        Ok(args)
+    }
+
+    /// The hub these flags describe: in memory, or over Redis with `--redis`.
+    pub(crate) async fn backend(&self) -> std::io::Result<Backend> {
+        let mut stream = SseConfig::new().keep_alive(Some(self.keep_alive));
+        if let Some(retry) = self.retry {
+            stream = stream.retry(retry);
+        }
+        if let Some(lifetime) = self.max_lifetime {
+            stream = stream.max_lifetime(lifetime, Duration::ZERO);
+        }
+        let mut builder = Hub::builder();
+        builder.history(self.history).stream(stream);
+        match &self.redis {
+            None => Ok(Backend::Local(builder.build())),
+            #[cfg(feature = "redis")]
+            Some(url) => ssekit::RedisHub::connect(ssekit::RedisConfig::new(url.as_str()), &builder)
+                .await
+                .map(Backend::Redis)
+                .map_err(std::io::Error::other),
+            #[cfg(not(feature = "redis"))]
+            Some(_) => Err(std::io::Error::other("--redis needs the demo built with the redis feature")),
+        }
+    }
+
+    /// Binds `127.0.0.1:port` and prints `listening on http://127.0.0.1:PORT` as
+    /// the first line of stdout.
+    pub(crate) fn bind(&self) -> std::io::Result<std::net::TcpListener> {
+        let listener = std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], self.port)))?;
+        listener.set_nonblocking(true)?;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening on http://{}", listener.local_addr()?)?;
+        stdout.flush()?;
+        Ok(listener)
+    }
+}
+
+/// The hub the demo serves: in memory, or shared through Redis (`--redis URL`).
+#[derive(Debug, Clone)]
+pub(crate) enum Backend {
+    Local(Hub),
+    #[cfg(feature = "redis")]
+    Redis(ssekit::RedisHub),
+}
+
+impl From<Hub> for Backend {
+    fn from(hub: Hub) -> Self {
+        Self::Local(hub)
+    }
+}
+
+impl Backend {
+    pub(crate) async fn sse(&self, topic: &str, resume: Resume) -> Result<Sse<Subscription>, SubscribeError> {
+        match self {
+            Self::Local(hub) => hub.sse(topic, resume),
+            #[cfg(feature = "redis")]
+            Self::Redis(hub) => hub.sse(topic, resume).await,
+        }
+    }
+
+    pub(crate) async fn publish(&self, topic: &str, event: Event) -> Result<EventId, PublishError> {
+        match self {
+            Self::Local(hub) => hub.publish(topic, event),
+            #[cfg(feature = "redis")]
+            Self::Redis(hub) => hub.publish(topic, event).await,
+        }
+    }
+
+    pub(crate) fn metrics(&self) -> HubMetrics {
+        match self {
+            Self::Local(hub) => hub.metrics(),
+            #[cfg(feature = "redis")]
+            Self::Redis(hub) => hub.metrics(),
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        match self {
+            Self::Local(hub) => hub.close(),
+            #[cfg(feature = "redis")]
+            Self::Redis(hub) => hub.close(),
+        }
+    }
+}
+
+/// `/events` on a closing server: a 200 stream that asks the client to come
+/// back in 2 s (any other status stops `EventSource` for good).
+pub(crate) fn try_later() -> Sse<ssekit::Events<ssekit::NoEvents>> {
+    Sse::try_later(Duration::from_secs(2))
+}
+
+/// A JSON answer: its status and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) body: String,
+}
+
+impl Reply {
+    fn ok(body: serde_json::Value) -> Self {
+        Self { status: 200, body: body.to_string() }
+    }
+
+    fn error(status: u16, error: impl std::fmt::Display) -> Self {
+        Self { status, body: serde_json::json!({ "error": error.to_string() }).to_string() }
+    }
+}
+
+/// The value of `key` in a raw query string.
+pub(crate) fn query_param(query: Option<&str>, key: &str) -> Option<String> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes()).find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
+}
+
+/// The topic a request names, `main` by default.
+pub(crate) fn topic(query: Option<&str>) -> String {
+    query_param(query, "topic").unwrap_or_else(|| "main".to_owned())
+}
+
+/// The answer to a `/events` request the hub refused.
+pub(crate) fn subscribe_error(err: &SubscribeError) -> Reply {
+    match err {
+        SubscribeError::Closed => Reply::error(503, err),
+        _ => Reply::error(400, err),
+    }
+}
+
+/// Reads a request body of at most [`MAX_BODY`] bytes.
+pub(crate) async fn read_body<S, E>(body: S) -> Result<Bytes, Reply>
+where
+    S: Stream<Item = Result<Bytes, E>>,
+    E: std::fmt::Display,
+{
+    let mut body = std::pin::pin!(body);
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|err| Reply::error(400, format!("reading the body: {err}")))?;
+        if buf.len() + chunk.len() > MAX_BODY {
+            return Err(Reply::error(400, format!("body is over the limit of {MAX_BODY} bytes")));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// `POST /publish`: validates the JSON body and publishes it.
+pub(crate) async fn publish<S, E>(hub: &Backend, query: Option<&str>, body: S) -> Reply
+where
+    S: Stream<Item = Result<Bytes, E>>,
+    E: std::fmt::Display,
+{
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err(reply) => return reply,
+    };
+    let event = match parse_publish(&body) {
+        Ok(event) => event,
+        Err(error) => return Reply::error(400, error),
+    };
+    match hub.publish(&topic(query), event).await {
+        Ok(id) => Reply::ok(serde_json::json!({ "id": id.to_string() })),
+        Err(err @ PublishError::Closed) => Reply::error(503, err),
+        Err(err) => Reply::error(400, err),
+    }
+}
+
+fn parse_publish(body: &[u8]) -> Result<Event, String> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|err| format!("invalid JSON: {err}"))?;
+    let object = value.as_object().ok_or("expected a JSON object")?;
+    let data = match object.get("data") {
+        Some(serde_json::Value::String(data)) => data,
+        Some(_) => return Err("\"data\" must be a string".to_owned()),
+        None => return Err("missing \"data\"".to_owned()),
+    };
+    let mut event = Event::new().data(data.as_str());
+    match object.get("event") {
+        None | Some(serde_json::Value::Null) => {}
+        Some(serde_json::Value::String(name)) => event = event.event(name.as_str()),
+        Some(_) => return Err("\"event\" must be a string".to_owned()),
+    }
+    // The hub refuses names with CR or LF itself; checking first gives a clearer message.
+    event.validate().map_err(|err| err.to_string())?;
+    Ok(event)
+}
+
+/// `POST /bench`: publishes `count` events of `size` bytes, `rate` per second.
+pub(crate) async fn bench(hub: &Backend, query: Option<&str>) -> Reply {
+    fn number(query: Option<&str>, key: &str, default: u64) -> Result<u64, String> {
+        query_param(query, key).map_or(Ok(default), |v| v.parse().map_err(|_| format!("{key}: invalid number {v:?}")))
+    }
+    let (count, size, rate) = match (number(query, "count", 1), number(query, "size", 0), number(query, "rate", 0)) {
+        (Ok(count), Ok(size), Ok(rate)) => (count, size as usize, rate),
+        (Err(err), ..) | (_, Err(err), _) | (.., Err(err)) => return Reply::error(400, err),
+    };
+    if size > MAX_BODY {
+        return Reply::error(400, format!("size is over the limit of {MAX_BODY} bytes"));
+    }
+    let topic = topic(query);
+    let mut interval = (rate > 0).then(|| {
+        let period = Duration::from_secs_f64(1.0 / rate as f64).max(Duration::from_nanos(1));
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        interval
+    });
+    for published in 0..count {
+        match &mut interval {
+            Some(interval) => {
+                interval.tick().await;
+            }
+            // As fast as possible, but let the subscribers' tasks run now and then.
+            None if published % 256 == 255 => tokio::task::yield_now().await,
+            None => {}
+        }
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let mut data = format!("ts={nanos} ");
+        if data.len() < size {
+            data.extend(std::iter::repeat_n('x', size - data.len()));
+        }
+        if let Err(err) = hub.publish(&topic, Event::new().data(data)).await {
+            let body = serde_json::json!({ "error": err.to_string(), "published": published });
+            return Reply { status: 503, body: body.to_string() };
+        }
+    }
+    Reply::ok(serde_json::json!({ "published": count }))
+}
+
+/// `GET /health`.
+pub(crate) fn health(hub: &Backend) -> Reply {
+    let metrics = hub.metrics();
+    #[allow(unused_mut)]
+    let mut health = serde_json::json!({
+        "subscribers": metrics.subscribers,
+        "topics": metrics.topics,
+        "published": metrics.published,
+    });
+    #[cfg(feature = "redis")]
+    if let Backend::Redis(hub) = hub {
+        let status = hub.status();
+        health["redis"] = serde_json::json!({
+            "connected": status.connected,
+            "connects": status.connects,
+            "pending_topics": status.pending_topics,
+            "last_error": status.last_error,
+        });
+    }
+    Reply::ok(health)
+}
+
+/// Waits for SIGINT or SIGTERM, then closes the hub so every SSE stream ends
+/// and the server's graceful shutdown can complete. Should a connection still
+/// hold on, the process exits 4 s later anyway.
+pub(crate) async fn shutdown_signal(hub: Backend) {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    eprintln!("shutting down");
+    hub.close();
+    std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_secs(4));
+        eprintln!("connections still open after 4 s; exiting");
+        std::process::exit(0);
+    });
+}
+
+/// `GET /`: the live feed page.
+pub(crate) const PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>ssekit live feed</title>
+<style>
+  body { font: 15px/1.5 system-ui, sans-serif; max-width: 42rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+  h1 { font-size: 1.3rem; }
+  #state { display: inline-block; padding: 0 .5rem; border-radius: .6rem; font-size: .85rem; background: #ddd; }
+  #state.open { background: #c8f0c8; } #state.connecting { background: #f6e7b0; } #state.closed { background: #f3c0c0; }
+  #notice { display: none; margin: 1rem 0; padding: .5rem .75rem; background: #fff3cd; border: 1px solid #e6d08a; border-radius: .3rem; }
+  form { display: flex; gap: .5rem; margin: 1rem 0; }
+  input { flex: 1; padding: .4rem; font: inherit; }
+  button { padding: .4rem .9rem; font: inherit; }
+  ol { list-style: none; padding: 0; }
+  li { padding: .3rem 0; border-bottom: 1px solid #eee; overflow-wrap: anywhere; }
+  li code { color: #888; font-size: .8rem; margin-right: .5rem; }
+</style>
+</head>
+<body>
+<h1>ssekit live feed <span id="state" class="connecting">connecting</span></h1>
+<div id="notice" role="status"></div>
+<form id="send">
+  <input id="text" placeholder="Say something" autocomplete="off" required>
+  <button>Publish</button>
+</form>
+<ol id="feed"></ol>
+<script>
+  const params = new URLSearchParams(location.search);
+  const topic = params.get('topic') || 'main';
+  const topicQuery = '?topic=' + encodeURIComponent(topic);
+  const state = document.getElementById('state');
+  const notice = document.getElementById('notice');
+  const feed = document.getElementById('feed');
+  window.ssekit = { events: [], resets: [], opens: 0, state: 'connecting' };
+
+  function setState(name) {
+    window.ssekit.state = name;
+    state.textContent = name;
+    state.className = name;
+  }
+  function show(id, text) {
+    const item = document.createElement('li');
+    const code = document.createElement('code');
+    code.textContent = id;
+    item.append(code, text);
+    feed.prepend(item);
+  }
+
+  const source = new EventSource('/events' + topicQuery);
+  source.onopen = () => { window.ssekit.opens += 1; setState('open'); };
+  source.onerror = () => setState(source.readyState === EventSource.CLOSED ? 'closed' : 'connecting');
+  source.addEventListener('message', (e) => {
+    window.ssekit.events.push({ id: e.lastEventId, data: e.data, type: e.type });
+    show(e.lastEventId, e.data);
+  });
+  source.addEventListener('reset', (e) => {
+    window.ssekit.resets.push({ id: e.lastEventId, data: e.data });
+    window.ssekit.events.push({ id: e.lastEventId, data: e.data, type: e.type });
+    let reason = e.data;
+    try { reason = JSON.parse(e.data).reason || e.data; } catch (_) {}
+    notice.textContent = 'Some messages could not be replayed (' + reason + '); the feed continues from here.';
+    notice.style.display = 'block';
+  });
+
+  document.getElementById('send').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const text = document.getElementById('text');
+    const response = await fetch('/publish' + topicQuery, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ data: text.value }),
+    });
+    if (response.ok) { text.value = ''; } else { notice.textContent = (await response.json()).error; notice.style.display = 'block'; }
+  });
+</script>
+</body>
+</html>
+"#;

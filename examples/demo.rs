@@ -1,0 +1,71 @@
+//! The demo app on axum: a live feed page, an SSE stream per topic with
+//! `Last-Event-ID` resume, publishing, a publishing benchmark and health. The
+//! contract and everything but the routing are in `common/mod.rs`.
+//!
+//! Run with: cargo run --example demo --features axum
+//!
+//! Then open <http://127.0.0.1:8080/> in two windows and publish.
+
+mod common;
+
+use std::future::Future;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use ssekit::{Resume, SubscribeError};
+
+use common::Backend;
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let args = common::Args::from_env();
+    let hub = args.backend().await?;
+    let listener = tokio::net::TcpListener::from_std(args.bind()?)?;
+    serve(listener, hub.clone(), common::shutdown_signal(hub)).await
+}
+
+/// Serves the demo until `shutdown` completes, then shuts down gracefully (close
+/// the hub first, or SSE connections keep the server waiting).
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    hub: impl Into<Backend>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(hub)).with_graceful_shutdown(shutdown).await
+}
+
+/// The demo's routes.
+pub(crate) fn app(hub: impl Into<Backend>) -> Router {
+    Router::new()
+        .route("/", get(|| async { Html(common::PAGE) }))
+        .route("/events", get(events))
+        .route("/publish", post(publish))
+        .route("/bench", post(bench))
+        .route("/health", get(|State(hub): State<Backend>| async move { json(common::health(&hub)) }))
+        .with_state(hub.into())
+}
+
+async fn events(State(hub): State<Backend>, RawQuery(query): RawQuery, resume: Resume) -> Response {
+    match hub.sse(&common::topic(query.as_deref()), resume).await {
+        Ok(sse) => sse.into_response(),
+        Err(SubscribeError::Closed) => common::try_later().into_response(),
+        Err(err) => json(common::subscribe_error(&err)),
+    }
+}
+
+async fn publish(State(hub): State<Backend>, RawQuery(query): RawQuery, body: Body) -> Response {
+    json(common::publish(&hub, query.as_deref(), body.into_data_stream()).await)
+}
+
+async fn bench(State(hub): State<Backend>, RawQuery(query): RawQuery) -> Response {
+    json(common::bench(&hub, query.as_deref()).await)
+}
+
+fn json(reply: common::Reply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, "application/json")], reply.body).into_response()
+}
