@@ -315,11 +315,25 @@ impl Drop for Server {
     }
 }
 
-/// utime + stime of a process in seconds.
+/// CPU time of a process in seconds: the sum of its threads' run time from
+/// `/proc/PID/task/*/schedstat` (nanoseconds), or utime + stime from
+/// `/proc/PID/stat` (10 ms ticks) where schedstat is missing.
 fn cpu_seconds(pid: &str) -> f64 {
+    let mut ns = 0u64;
+    let mut threads = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+        let schedstat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        if let Some(run) = schedstat.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()) {
+            ns += run;
+            threads += 1;
+        }
+    }
+    if threads > 0 {
+        return ns as f64 / 1e9;
+    }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
-    // After the command name: state is field 3, utime 14 and stime 15 (1-based).
+    // After the command name: utime and stime are the 12th and 13th fields.
     let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -844,7 +858,14 @@ fn report(path: &Path) {
                 }
             }
         }
-        println!("\nRatios of the means (server / raw-tcp, server / axum-broadcast):\n");
+        let shown: Vec<_> = shown
+            .into_iter()
+            .filter(|m| {
+                ["deliveries_per_s", "cpu_ns_per_delivery", "latency_us.p99", "rss_bytes_per_conn", "publish_s"]
+                    .contains(&m.0)
+            })
+            .collect();
+        println!("\nRatios of the means over the runs (server / raw-tcp, server / axum-broadcast):\n");
         println!("| server | {} |", shown.iter().map(|m| m.1).collect::<Vec<_>>().join(" | "));
         println!("|---|{}", "---:|".repeat(shown.len()));
         for server in &servers {

@@ -19,8 +19,8 @@ done
 
 # 10 000 connections need 10 000 descriptors in the load generator and in each server.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-if [ "$(ulimit -n)" -lt 20500 ]; then
-  echo "warning: ulimit -n is $(ulimit -n); the 10 000-connection scenarios need about 20 500" >&2
+if [ "$(ulimit -n)" -lt 10100 ]; then
+  echo "warning: ulimit -n is $(ulimit -n); the 10 000-connection scenarios need about 10 100 per process" >&2
 fi
 
 cargo build --release --examples --all-features
