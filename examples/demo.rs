@@ -18,6 +18,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use ssekit::{Resume, SubscribeError};
 
+use axum::serve::ListenerExt;
 use common::Backend;
 
 #[tokio::main]
@@ -35,6 +36,11 @@ pub(crate) async fn serve(
     hub: impl Into<Backend>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Events are small writes: without TCP_NODELAY, Nagle's algorithm holds each
+    // one until the client's (delayed, up to 40 ms) ACK of the previous one.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app(hub)).with_graceful_shutdown(shutdown).await
 }
 

@@ -54,6 +54,9 @@ pub(crate) async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Events are small writes: without TCP_NODELAY, Nagle's algorithm holds each
+        // one until the client's (delayed, up to 40 ms) ACK of the previous one.
+        let _ = stream.set_nodelay(true);
         let hub = hub.clone();
         let service = service_fn(move |request| {
             let hub = hub.clone();
