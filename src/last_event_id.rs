@@ -54,8 +54,26 @@ impl LastEventId {
     /// # Ok::<(), LastEventIdError>(())
     /// ```
     pub fn parse(bytes: &[u8]) -> Result<Self, LastEventIdError> {
-        if bytes.len() > Self::MAX_LEN {
-            return Err(LastEventIdError::TooLong { len: bytes.len(), limit: Self::MAX_LEN });
+        Self::parse_with_max_len(bytes, Self::MAX_LEN)
+    }
+
+    /// [`LastEventId::parse`] with another length limit, for ids of your own
+    /// longer than [`LastEventId::MAX_LEN`] (a hub's ids never are).
+    ///
+    /// # Errors
+    ///
+    /// As [`LastEventId::parse`], with `max_len` as the limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ssekit::{LastEventId, LastEventIdError};
+    ///
+    /// assert_eq!(LastEventId::parse_with_max_len(b"12345", 4), Err(LastEventIdError::TooLong { len: 5, limit: 4 }));
+    /// ```
+    pub fn parse_with_max_len(bytes: &[u8], max_len: usize) -> Result<Self, LastEventIdError> {
+        if bytes.len() > max_len {
+            return Err(LastEventIdError::TooLong { len: bytes.len(), limit: max_len });
         }
         let text = std::str::from_utf8(bytes).map_err(|_| LastEventIdError::InvalidUtf8)?;
         if text.bytes().any(|b| matches!(b, b'\r' | b'\n' | b'\0')) {
