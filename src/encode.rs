@@ -202,11 +202,23 @@ impl Lines {
             }
             (lines, break_bytes)
         } else {
-            let lf = memchr::memchr_iter(b'\n', text).count();
+            let lf = count_lf(text);
             (1 + lf, lf)
         };
         Self { len: text.len() - break_bytes + count * (prefix.len() + 1), count, has_cr }
     }
+}
+
+/// The LFs in `text`. Long lines are counted fastest by searching from one to
+/// the next; many short ones by memchr's SIMD count, which reads every byte.
+fn count_lf(text: &[u8]) -> usize {
+    let mut breaks = memchr::memchr_iter(b'\n', text);
+    for found in 0..32 {
+        if breaks.next().is_none() {
+            return found;
+        }
+    }
+    32 + breaks.count()
 }
 
 /// Writes `text` as `prefix`-lines, splitting on every CR, LF and CRLF, so that no
@@ -372,6 +384,13 @@ mod tests {
                 .map(|line| format!("data: {line}\n"))
                 .collect();
             assert_eq!(&lines(DATA, &text)[..], expected.as_bytes());
+        }
+    }
+
+    #[test]
+    fn counts_line_feeds_few_or_many() {
+        for n in [0, 1, 31, 32, 33, 1000] {
+            assert_eq!(count_lf("ab\n".repeat(n).as_bytes()), n);
         }
     }
 

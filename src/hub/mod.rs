@@ -55,9 +55,9 @@ use crate::{Event, EventError, Frame, Resume, Shutdown, Sse, SseConfig};
 pub(crate) use log::Limits;
 use log::Read;
 use metrics::Counters;
+pub(crate) use topic::Topic;
 #[cfg(feature = "redis")]
 pub(crate) use topic::new_epoch;
-pub(crate) use topic::Topic;
 
 /// Room for `id: <id>\n\n` after an event's body.
 const ID_TAIL: usize = ID.len() + EventId::MAX_LEN + 2;
