@@ -28,8 +28,8 @@
 mod demo;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -288,7 +288,8 @@ async fn main() -> std::io::Result<()> {
             std::process::exit(2);
         }
     };
-    let hub = Hub::builder().max_bytes(1 << 20).stream(SseConfig::new().keep_alive(Some(Duration::from_secs(15)))).build();
+    let hub =
+        Hub::builder().max_bytes(1 << 20).stream(SseConfig::new().keep_alive(Some(Duration::from_secs(15)))).build();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -314,7 +315,17 @@ async fn main() -> std::io::Result<()> {
     let (mut rss_min, mut rss_max, mut max_subscribers) = (u64::MAX, 0u64, 0u64);
     println!(
         "{:>6} {:>8} {:>6} {:>6} {:>9} {:>9} {:>7} {:>8} {:>9} {:>7} {:>6}",
-        "secs", "rss_mib", "subs", "topics", "kept_kib", "published", "resets", "connects", "events", "lagged", "errors"
+        "secs",
+        "rss_mib",
+        "subs",
+        "topics",
+        "kept_kib",
+        "published",
+        "resets",
+        "connects",
+        "events",
+        "lagged",
+        "errors"
     );
     let mut tick = tokio::time::interval_at((start + args.every).into(), args.every);
     loop {
@@ -354,7 +365,10 @@ async fn main() -> std::io::Result<()> {
     let first_error = stats.first_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
     println!("summary after {} s (warm-up {} s):", start.elapsed().as_secs(), warm_up.as_secs());
     println!("  rss after warm-up: min {:.1} MiB, max {:.1} MiB", mib(rss_min), mib(rss_max));
-    println!("  max subscribers: {max_subscribers}; published: {}; lagged resets: {}; lag disconnects: {}", m.published, m.resets_lagged, m.lag_disconnects);
+    println!(
+        "  max subscribers: {max_subscribers}; published: {}; lagged resets: {}; lag disconnects: {}",
+        m.published, m.resets_lagged, m.lag_disconnects
+    );
     println!(
         "  clients: {} connections, {} events, {} resets ({} lagged)",
         stats.connects.load(Relaxed),

@@ -421,7 +421,8 @@ async fn hostile_publish_requests_are_refused() {
     // NUL is legal in data and in an event name on the wire (only an id may not
     // hold one): both round-trip. The server still serves after all of the above.
     let mut sse = support::events(addr, "topic=nul", &[]).await;
-    let (status, reply) = support::post(addr, "/publish?topic=nul", r#"{"event": "a\u0000b", "data": "x\u0000y"}"#).await;
+    let (status, reply) =
+        support::post(addr, "/publish?topic=nul", r#"{"event": "a\u0000b", "data": "x\u0000y"}"#).await;
     assert_eq!(status, 200, "{reply}");
     let event = within("NUL event", sse.next_event()).await;
     assert_eq!((event.event.as_str(), event.data.as_str()), ("a\0b", "x\0y"));
