@@ -54,6 +54,11 @@ impl Log {
         self.next
     }
 
+    /// Bytes of the frames held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// The oldest retained offset (`next` when the log is empty).
     pub(crate) fn first(&self) -> u64 {
         self.first

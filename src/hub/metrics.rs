@@ -17,10 +17,11 @@ impl Counters {
         self.resets[reason as usize].fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn snapshot(&self, topics: usize) -> HubMetrics {
+    pub(crate) fn snapshot(&self, topics: usize, retained_bytes: usize) -> HubMetrics {
         let resets = |reason: ResetReason| self.resets[reason as usize].load(Relaxed);
         HubMetrics {
             topics,
+            retained_bytes,
             subscribers: self.subscribers.load(Relaxed),
             published: self.published.load(Relaxed),
             resets_evicted: resets(ResetReason::Evicted),
@@ -39,9 +40,10 @@ impl Counters {
 ///
 /// ```
 /// let hub = ssekit::Hub::new();
-/// hub.publish("news", ssekit::Event::new().data("x"))?;
+/// let id = hub.publish("news", ssekit::Event::new().data("x"))?;
 /// let metrics = hub.metrics();
 /// assert_eq!((metrics.topics, metrics.published, metrics.subscribers), (1, 1, 0));
+/// assert_eq!(metrics.retained_bytes, format!("data: x\nid: {id}\n\n").len());
 /// # Ok::<(), ssekit::PublishError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,6 +51,13 @@ impl Counters {
 pub struct HubMetrics {
     /// Topics held now.
     pub topics: usize,
+    /// Bytes of encoded frames the topics' logs hold now: the memory the hub
+    /// retains for fan-out and resume, at most [`HubBuilder::max_bytes`] per
+    /// topic. Subscribers add nothing to it; a frame a connection is still
+    /// writing stays alive (shared, not copied) until written.
+    ///
+    /// [`HubBuilder::max_bytes`]: crate::HubBuilder::max_bytes
+    pub retained_bytes: usize,
     /// Subscriptions open now, over all topics.
     pub subscribers: u64,
     /// Events published since the hub started.

@@ -302,9 +302,18 @@ impl Hub {
         self.shared.topics().get(topic).map_or(0, |t| t.subscribers())
     }
 
-    /// A snapshot of the hub's counters.
+    /// A snapshot of the hub's counters, and of the topics and bytes it holds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let hub = ssekit::Hub::new();
+    /// assert_eq!(hub.metrics().retained_bytes, 0);
+    /// ```
     pub fn metrics(&self) -> HubMetrics {
-        self.shared.counters.snapshot(self.shared.topics().len())
+        let topics = self.shared.topics();
+        let retained_bytes = topics.values().map(|topic| topic.read().log.bytes()).sum();
+        self.shared.counters.snapshot(topics.len(), retained_bytes)
     }
 
     /// The hub's shutdown signal: triggered by [`Hub::close`]. Attach it to

@@ -103,6 +103,19 @@ pub(crate) async fn request(
     body: &[u8],
 ) -> Response {
     let mut stream = within("connect", TcpStream::connect(addr)).await.expect("connect");
+    send_request(&mut stream, addr, method, target, headers, body).await;
+    read_response(stream).await
+}
+
+/// Writes a request for `method target` with `headers` and `body` to `stream`.
+pub(crate) async fn send_request(
+    stream: &mut TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) {
     let mut head = format!("{method} {target} HTTP/1.1\r\nhost: {addr}\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
@@ -114,7 +127,10 @@ pub(crate) async fn request(
     let mut bytes = head.into_bytes();
     bytes.extend_from_slice(body);
     within("write request", stream.write_all(&bytes)).await.expect("write request");
+}
 
+/// Reads the head of the response to a request sent on `stream`.
+pub(crate) async fn read_response(mut stream: TcpStream) -> Response {
     let mut raw = BytesMut::with_capacity(4096);
     let end = loop {
         if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
