@@ -51,6 +51,16 @@ impl Server {
         Fut: Future<Output = io::Result<()>> + Send + 'static,
     {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        Self::start_on(listener, hub, serve)
+    }
+
+    /// Runs `serve(listener, hub, shutdown)` on a task, on a listener the caller
+    /// bound (e.g. the port of a server that was just shut down).
+    pub(crate) fn start_on<F, Fut>(listener: std::net::TcpListener, hub: Hub, serve: F) -> Self
+    where
+        F: FnOnce(std::net::TcpListener, Hub, ShutdownSignal) -> Fut,
+        Fut: Future<Output = io::Result<()>> + Send + 'static,
+    {
         listener.set_nonblocking(true).expect("non-blocking listener");
         let addr = listener.local_addr().expect("local address");
         let (stop, stopped) = oneshot::channel::<()>();

@@ -1,0 +1,575 @@
+//! The demo page in a real browser: Chromium's `EventSource`, driven through
+//! chromedriver (WebDriver) with fantoccini, against the demo apps started
+//! in-process on loopback.
+//!
+//! Needs `chromium` and `chromedriver` on `PATH` (`.ci/run` installs them);
+//! without them every test here fails and says so. Each test starts its own
+//! chromedriver on a free loopback port and a headless Chromium with a fresh
+//! profile; the tests take turns so that timing checks are not skewed by
+//! other browsers starting.
+//!
+//! Every wait is bounded in time and in number of polls. The only timing
+//! assertion is the one about the `retry:` hint, with wide bounds.
+#![cfg(all(feature = "axum", feature = "actix", feature = "hyper"))]
+// Each demo file brings its own `mod common;`: three copies, one per demo.
+#![allow(clippy::duplicate_mod)]
+
+#[allow(dead_code)] // `main` and whatever this file does not use.
+#[path = "../examples/demo.rs"]
+mod demo;
+#[allow(dead_code)]
+#[path = "../examples/demo_actix.rs"]
+mod demo_actix;
+#[allow(dead_code)]
+#[path = "../examples/demo_hyper.rs"]
+mod demo_hyper;
+mod support;
+
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use futures_util::FutureExt;
+use serde_json::{Value, json};
+use ssekit::{Hub, SseConfig};
+use support::Server;
+
+/// Longest a single WebDriver command may take.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest the browser may take to show what a test waits for.
+const WAIT: Duration = Duration::from_secs(10);
+/// Pause between two polls of the page.
+const POLL: Duration = Duration::from_millis(10);
+
+/// One browser at a time (see the module docs).
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+// ---- The servers ---------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy)]
+enum Framework {
+    Axum,
+    Actix,
+    Hyper,
+}
+
+impl Framework {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Axum => "axum",
+            Self::Actix => "actix",
+            Self::Hyper => "hyper",
+        }
+    }
+
+    /// The demo app of this framework, serving `hub` on `listener`.
+    fn start_on(self, listener: std::net::TcpListener, hub: Hub) -> Server {
+        match self {
+            Self::Axum => Server::start_on(listener, hub, |listener, hub, shutdown| async move {
+                demo::serve(tokio::net::TcpListener::from_std(listener)?, hub, shutdown).await
+            }),
+            Self::Actix => Server::start_on(listener, hub, demo_actix::serve),
+            Self::Hyper => Server::start_on(listener, hub, |listener, hub, shutdown| async move {
+                demo_hyper::serve(tokio::net::TcpListener::from_std(listener)?, hub, shutdown).await
+            }),
+        }
+    }
+
+    /// The demo app on `127.0.0.1:0`.
+    fn start(self, hub: Hub) -> Server {
+        self.start_on(std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"), hub)
+    }
+}
+
+/// A demo hub whose streams use `stream`.
+fn hub(stream: SseConfig) -> Hub {
+    Hub::builder().history(1024).stream(stream).build()
+}
+
+// ---- The browser ---------------------------------------------------------------------------------
+
+/// `fut`, or a panic naming `what` after `limit`.
+async fn within<F: Future>(what: &str, limit: Duration, fut: F) -> F::Output {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(output) => output,
+        Err(_) => panic!("timed out after {limit:?}: {what}"),
+    }
+}
+
+/// The first of `names` found on `PATH` or among `extra` paths.
+fn find_program(names: &[&str], extra: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |name| dir.join(name)))
+        .chain(extra.iter().map(PathBuf::from))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A free port on loopback (bound, then released for the program that needs it).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
+/// A chromedriver process, a WebDriver session of a headless Chromium, and the
+/// temporary directory holding the browser's profile and the driver's log.
+struct Browser {
+    client: Option<Client>,
+    driver: Child,
+    dir: PathBuf,
+}
+
+impl Browser {
+    /// Starts chromedriver and a session; panics, saying why, when either fails.
+    async fn start() -> Self {
+        static SESSIONS: AtomicUsize = AtomicUsize::new(0);
+        let chromedriver = find_program(&["chromedriver"], &["/usr/lib/chromium/chromedriver"]).expect(
+            "chromedriver not found on PATH: the browser tests need it (Debian: apt-get install chromium-driver; .ci/run installs it)",
+        );
+        let chromium = find_program(&["chromium", "chromium-browser", "google-chrome"], &[]).expect(
+            "chromium not found on PATH: the browser tests need it (Debian: apt-get install chromium; .ci/run installs it)",
+        );
+        let session = SESSIONS.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("ssekit-browser-{}-{session}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let profile = dir.join("profile");
+        std::fs::create_dir_all(&profile).expect("create the browser's profile directory");
+        let log = dir.join("chromedriver.log");
+
+        let port = free_port();
+        let driver = Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", log.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {}: {err}", chromedriver.display()));
+        let mut browser = Self { client: None, driver, dir };
+
+        // Ready when it accepts connections: at most 200 tries, 50 ms apart.
+        let driver_addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut ready = false;
+        for _ in 0..200 {
+            if let Some(status) = browser.driver.try_wait().expect("chromedriver status") {
+                panic!("chromedriver exited at start ({status}); its log:\n{}", browser.log());
+            }
+            if tokio::net::TcpStream::connect(driver_addr).await.is_ok() {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(ready, "chromedriver does not listen on {driver_addr} after 10 s; its log:\n{}", browser.log());
+
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--window-size=1000,800",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .chain([format!("--user-data-dir={}", profile.display())])
+        .collect::<Vec<_>>();
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("browserName".to_owned(), json!("chrome"));
+        capabilities.insert("goog:chromeOptions".to_owned(), json!({ "binary": chromium, "args": args }));
+        let mut builder = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+        builder.capabilities(capabilities);
+        let url = format!("http://{driver_addr}");
+        let connecting = builder.connect(&url);
+        match tokio::time::timeout(Duration::from_secs(60), connecting).await {
+            Ok(Ok(client)) => browser.client = Some(client),
+            Ok(Err(err)) => panic!("chromedriver cannot start chromium ({err}); its log:\n{}", browser.log()),
+            Err(_) => panic!("chromium did not start within 60 s; chromedriver's log:\n{}", browser.log()),
+        }
+        browser
+    }
+
+    /// The end of chromedriver's log, for failure messages.
+    fn log(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.join("chromedriver.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    fn client(&self) -> &Client {
+        self.client.as_ref().expect("a session")
+    }
+
+    /// Ends the session (chromedriver then quits Chromium); [`Drop`] does the rest.
+    async fn close(mut self) {
+        if let Some(client) = self.client.take() {
+            let _ = tokio::time::timeout(COMMAND_TIMEOUT, client.close()).await;
+        }
+    }
+
+    /// Runs `script` in the page and returns its result (a returned promise is awaited).
+    async fn js(&self, script: &str, args: Vec<Value>) -> Value {
+        within(script, COMMAND_TIMEOUT, self.client().execute(script, args))
+            .await
+            .unwrap_or_else(|err| panic!("script failed ({err}): {script}"))
+    }
+
+    /// Polls `script` until `done` holds for its result, for at most `WAIT`
+    /// (and at most `WAIT / POLL` polls); returns that result.
+    async fn wait_js(&self, what: &str, script: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        let mut last = Value::Null;
+        for _ in 0..WAIT.as_millis() / POLL.as_millis() {
+            last = self.js(script, vec![]).await;
+            if done(&last) || Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        assert!(done(&last), "timed out waiting for {what}; the page has {}", abbreviate(&last));
+        last
+    }
+
+    /// `window.ssekit`: `{events: [{id, data, type}], resets: [{id, data}], opens, state}`.
+    async fn page(&self) -> Value {
+        self.js("return window.ssekit;", vec![]).await
+    }
+
+    /// Waits until the page holds `count` events; returns `window.ssekit`.
+    async fn wait_events(&self, count: usize) -> Value {
+        let what = format!("{count} events");
+        self.wait_js(&what, "return window.ssekit;", |page| page["events"].as_array().is_some_and(|e| e.len() >= count))
+            .await
+    }
+
+    /// Loads the demo page of `server` and waits until its `EventSource` is
+    /// open and subscribed to `main`.
+    async fn open(&self, server: &Server) {
+        let url = format!("http://{}/", server.addr);
+        within("load the page", COMMAND_TIMEOUT, self.client().goto(&url)).await.expect("load the page");
+        self.wait_js("the page to connect", "return window.ssekit;", |page| page["state"] == "open").await;
+        support::wait_subscribers(&server.hub, "main", 1).await;
+    }
+
+    /// Publishes `data` the way the page's own form does, with `fetch`; returns the id.
+    async fn fetch_publish(&self, data: &str) -> String {
+        let script = "return fetch('/publish', { method: 'POST', headers: { 'content-type': 'application/json' }, \
+                      body: JSON.stringify({ data: arguments[0] }) }).then((r) => r.json());";
+        let reply = self.js(script, vec![json!(data)]).await;
+        reply["id"].as_str().unwrap_or_else(|| panic!("publish answered {reply}")).to_owned()
+    }
+
+    /// Saves a screenshot of the page as `target/browser/<name>.png`.
+    async fn screenshot(&self, name: &str) {
+        let png = within("screenshot", COMMAND_TIMEOUT, self.client().screenshot()).await.expect("screenshot");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+        let dir = target.join("browser");
+        std::fs::create_dir_all(&dir).expect("create target/browser");
+        std::fs::write(dir.join(format!("{name}.png")), png).expect("write the screenshot");
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        // Should Chromium have outlived its driver (a test that panicked before
+        // the session ended), its profile lock names its process.
+        if let Ok(lock) = std::fs::read_link(self.dir.join("profile/SingletonLock")) {
+            let pid = lock.to_string_lossy().rsplit('-').next().unwrap_or_default().to_owned();
+            if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
+                let _ = Command::new("kill").arg("-9").arg(&pid).stderr(Stdio::null()).status();
+            }
+        }
+        for _ in 0..20 {
+            if std::fs::remove_dir_all(&self.dir).is_ok() || !self.dir.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Runs `scenario` with a fresh browser, one browser at a time, and closes the
+/// browser whether the scenario passes or panics.
+async fn with_browser(scenario: impl AsyncFnOnce(&Browser)) {
+    let _turn = ONE_BROWSER.lock().await;
+    let browser = Browser::start().await;
+    let outcome = AssertUnwindSafe(scenario(&browser)).catch_unwind().await;
+    browser.close().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// A JSON value for a failure message, cut short when long.
+fn abbreviate(value: &Value) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(2000) {
+        Some((end, _)) => format!("{}… ({} bytes)", &text[..end], text.len()),
+        None => text,
+    }
+}
+
+/// The `message` events of a page, as `(id, data)`.
+fn messages(page: &Value) -> Vec<(String, String)> {
+    page["events"]
+        .as_array()
+        .expect("window.ssekit.events")
+        .iter()
+        .filter(|event| event["type"] == "message")
+        .map(|event| {
+            (event["id"].as_str().unwrap_or_default().to_owned(), event["data"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect()
+}
+
+// ---- The scenarios -------------------------------------------------------------------------------
+
+/// 200 events published through the hub reach the page in order with their
+/// ids; each one is on the page before the next is published.
+async fn events_arrive_in_order(browser: &Browser, framework: Framework) {
+    let server = framework.start(hub(SseConfig::new()));
+    browser.open(&server).await;
+    for i in 0..200 {
+        let data = format!("event {i}");
+        let id = support::publish(&server.hub, "main", &data);
+        let script = format!("return window.ssekit.events[{i}] || null;");
+        let event = browser.wait_js(&data, &script, |event| !event.is_null()).await;
+        assert_eq!(event, json!({ "id": id, "data": data, "type": "message" }), "{}", framework.name());
+    }
+    let page = browser.page().await;
+    assert_eq!(page["events"].as_array().map(Vec::len), Some(200));
+    assert_eq!(page["resets"], json!([]));
+    assert_eq!(page["opens"], 1);
+    server.shutdown().await;
+}
+
+/// The server ends every stream after 1.5 s while events keep coming; the
+/// browser reconnects by itself with `Last-Event-ID` and the page ends with
+/// every event exactly once, in order.
+async fn reconnects_resume_without_gaps(browser: &Browser, framework: Framework) {
+    let stream =
+        SseConfig::new().retry(Duration::from_millis(200)).max_lifetime(Duration::from_millis(1500), Duration::ZERO);
+    let server = framework.start(hub(stream));
+    browser.open(&server).await;
+
+    // 120 events, one every 50 ms: about 6 s, so four or five connections, and
+    // events published while the browser waits to reconnect.
+    let mut expected = Vec::new();
+    let mut ticks = tokio::time::interval(Duration::from_millis(50));
+    for i in 0..120 {
+        ticks.tick().await;
+        let data = format!("event {i}");
+        expected.push((support::publish(&server.hub, "main", &data), data));
+    }
+    browser.wait_events(expected.len()).await;
+    // Room for a late duplicate to show up.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let page = browser.page().await;
+    assert_eq!(page["resets"], json!([]), "{}: no reset on an exact resume", framework.name());
+    let got = messages(&page);
+    assert_eq!(got.len(), expected.len(), "{}: every event exactly once", framework.name());
+    assert_eq!(got, expected, "{}: in order, with their ids", framework.name());
+    let opens = page["opens"].as_u64().expect("opens");
+    assert!(opens >= 3, "{}: only {opens} connections in 6 s with a 1.5 s lifetime", framework.name());
+    browser.screenshot(&format!("scenario2-{}", framework.name())).await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn axum_events_arrive_in_order() {
+    with_browser(async |browser| events_arrive_in_order(browser, Framework::Axum).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn actix_events_arrive_in_order() {
+    with_browser(async |browser| events_arrive_in_order(browser, Framework::Actix).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hyper_events_arrive_in_order() {
+    with_browser(async |browser| events_arrive_in_order(browser, Framework::Hyper).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn axum_reconnects_resume_without_gaps() {
+    with_browser(async |browser| reconnects_resume_without_gaps(browser, Framework::Axum).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn actix_reconnects_resume_without_gaps() {
+    with_browser(async |browser| reconnects_resume_without_gaps(browser, Framework::Actix).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hyper_reconnects_resume_without_gaps() {
+    with_browser(async |browser| reconnects_resume_without_gaps(browser, Framework::Hyper).await).await;
+}
+
+/// The server restarts with a new hub (a new epoch) on the same port: on
+/// reconnect the page gets the `reset` event and shows its notice, without
+/// reloading, and the events published afterwards arrive.
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_shows_the_reset_notice() {
+    with_browser(async |browser| {
+        let stream = SseConfig::new().retry(Duration::from_millis(300));
+        let server = Framework::Axum.start(hub(stream.clone()));
+        let addr = server.addr;
+        browser.open(&server).await;
+        let before: Vec<_> = (0..3).map(|i| support::publish(&server.hub, "main", &format!("before {i}"))).collect();
+        browser.wait_events(3).await;
+        let notice = within("find #notice", COMMAND_TIMEOUT, browser.client().find(Locator::Id("notice")))
+            .await
+            .expect("#notice");
+        assert!(!within("#notice displayed", COMMAND_TIMEOUT, notice.is_displayed()).await.expect("displayed"));
+
+        server.shutdown().await;
+        // The port was just released; binding it again may take a few tries.
+        let mut listener = None;
+        for _ in 0..50 {
+            match std::net::TcpListener::bind(addr) {
+                Ok(bound) => {
+                    listener = Some(bound);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        let listener = listener.unwrap_or_else(|| panic!("cannot bind {addr} again"));
+        let server = Framework::Axum.start_on(listener, hub(stream));
+
+        let page = browser.wait_js("the reset", "return window.ssekit;", |page| page["resets"] != json!([])).await;
+        assert_eq!(page["resets"].as_array().map(Vec::len), Some(1));
+        let reset: Value = serde_json::from_str(page["resets"][0]["data"].as_str().expect("reset data")).expect("JSON");
+        assert_eq!(reset["reason"], "epoch");
+        assert!(within("#notice displayed", COMMAND_TIMEOUT, notice.is_displayed()).await.expect("displayed"));
+        let text = within("#notice text", COMMAND_TIMEOUT, notice.text()).await.expect("text");
+        assert!(text.contains("epoch"), "the notice names the reason: {text:?}");
+
+        support::wait_subscribers(&server.hub, "main", 1).await;
+        let after: Vec<_> = (0..2).map(|i| support::publish(&server.hub, "main", &format!("after {i}"))).collect();
+        let page = browser.wait_events(6).await;
+        // The page was not reloaded: what came before the restart is still there.
+        let types: Vec<&str> = page["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(types, ["message", "message", "message", "reset", "message", "message"]);
+        let ids: Vec<String> = messages(&page).into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, [before, after].concat());
+        assert_eq!(page["opens"], 2);
+        server.shutdown().await;
+    })
+    .await;
+}
+
+/// With a `retry:` hint of 300 ms, the browser reconnects about 300 ms after
+/// the server ends the stream, not after its default of about 3 s.
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_hint_is_honoured() {
+    with_browser(async |browser| {
+        let stream =
+            SseConfig::new().retry(Duration::from_millis(300)).max_lifetime(Duration::from_secs(1), Duration::ZERO);
+        let server = Framework::Axum.start(hub(stream));
+        browser.open(&server).await;
+        for reconnect in 1..=2 {
+            // The server side: the subscriber goes away when the stream ends, and
+            // comes back with the browser's next `/events` request.
+            let wait = |expected: usize| {
+                let hub = server.hub.clone();
+                async move {
+                    for _ in 0..WAIT.as_millis() / 5 {
+                        if hub.subscribers("main") == expected {
+                            return Instant::now();
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    panic!("subscribers of main never became {expected}");
+                }
+            };
+            let ended = within("the stream to end", WAIT, wait(0)).await;
+            let back = within("the browser to reconnect", WAIT, wait(1)).await;
+            let gap = back - ended;
+            assert!(
+                gap >= Duration::from_millis(150) && gap <= Duration::from_millis(1500),
+                "reconnect {reconnect} came {gap:?} after the stream ended; the hint was 300 ms, the default 3 s"
+            );
+        }
+        let page = browser.wait_js("3 opens", "return window.ssekit;", |page| page["opens"] == 3).await;
+        assert_eq!(page["resets"], json!([]));
+        server.shutdown().await;
+    })
+    .await;
+}
+
+/// Awkward text through the page's publish box arrives as the spec says: CR
+/// and CRLF become LF, leading spaces and Unicode survive, 64 KiB arrive whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn awkward_text_through_the_page() {
+    with_browser(async |browser| {
+        let server = Framework::Axum.start(hub(SseConfig::new()));
+        browser.open(&server).await;
+        let mut expected = Vec::new();
+
+        // Typed into the box and submitted with its button, as a user would.
+        let typed = [
+            "   three leading spaces",
+            "emoji \u{1f389} \u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467} done",
+            "RTL \u{5e9}\u{5dc}\u{5d5}\u{5dd} and combining e\u{301} a\u{30a} n\u{303}",
+        ];
+        for text in typed {
+            let input =
+                within("find #text", COMMAND_TIMEOUT, browser.client().find(Locator::Id("text"))).await.expect("#text");
+            within("type", COMMAND_TIMEOUT, input.send_keys(text)).await.expect("type into #text");
+            let button =
+                within("find the button", COMMAND_TIMEOUT, browser.client().find(Locator::Css("#send button")))
+                    .await
+                    .expect("the publish button");
+            within("submit", COMMAND_TIMEOUT, button.click()).await.expect("submit the form");
+            expected.push(text.to_owned());
+            let page = browser.wait_events(expected.len()).await;
+            assert_eq!(messages(&page).last().map(|(_, data)| data.as_str()), Some(text));
+            // The page empties the box once the server accepted the text.
+            browser.wait_js("the box to empty", "return document.getElementById('text').value;", |v| v == "").await;
+        }
+
+        // An `<input>` drops CR and LF from its value, and typing 64 KiB key by
+        // key takes long, so these are posted with `fetch` from the page, the
+        // way the page's form posts.
+        let mut big: String = (0..11_000).map(|i| format!("{i:05} ")).collect();
+        big.truncate(64 * 1024);
+        assert_eq!(big.len(), 64 * 1024);
+        let posted = [
+            "one\rtwo".to_owned(),
+            "one\r\ntwo".to_owned(),
+            "a\r\r\nb\n\rc\n\nd".to_owned(),
+            "ends with CR\r".to_owned(),
+            big,
+        ];
+        for text in &posted {
+            let id = browser.fetch_publish(text).await;
+            let spec = text.replace("\r\n", "\n").replace('\r', "\n");
+            expected.push(spec.clone());
+            let page = browser.wait_events(expected.len()).await;
+            let last = messages(&page).pop().expect("an event");
+            assert_eq!(last.0, id);
+            assert!(last.1 == spec, "{:?} arrived as {:?}", abbreviate(&json!(spec)), abbreviate(&json!(last.1)));
+        }
+
+        let page = browser.page().await;
+        let got: Vec<String> = messages(&page).into_iter().map(|(_, data)| data).collect();
+        assert_eq!(got.len(), expected.len());
+        assert!(got == expected, "every text in order");
+        assert_eq!(page["opens"], 1);
+        server.shutdown().await;
+    })
+    .await;
+}
