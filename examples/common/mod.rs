@@ -12,14 +12,15 @@
 //! | `POST /bench?topic=T&count=M&size=P&rate=R` | publishes `M` events of `P` bytes, `R` per second (`0`: at once); `200 {"published": M}` |
 //! | `GET /health` | `200 {"subscribers": ..., "topics": ..., "published": ...}` |
 
+mod contract;
+
 use std::io::Write;
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use ssekit::{Event, EventId, Hub, HubMetrics, PublishError, Resume, Sse, SseConfig, SubscribeError, Subscription};
-use tokio::time::MissedTickBehavior;
 
 /// Largest `/publish` body accepted.
 pub(crate) const MAX_BODY: usize = 1 << 20;
@@ -193,15 +194,7 @@ impl Reply {
     }
 }
 
-/// The value of `key` in a raw query string.
-pub(crate) fn query_param(query: Option<&str>, key: &str) -> Option<String> {
-    form_urlencoded::parse(query.unwrap_or_default().as_bytes()).find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
-}
-
-/// The topic a request names, `main` by default.
-pub(crate) fn topic(query: Option<&str>) -> String {
-    query_param(query, "topic").unwrap_or_else(|| "main".to_owned())
-}
+pub(crate) use contract::topic;
 
 /// The answer to a `/events` request the hub refused.
 pub(crate) fn subscribe_error(err: &SubscribeError) -> Reply {
@@ -271,43 +264,17 @@ fn parse_publish(body: &[u8]) -> Result<Event, String> {
 
 /// `POST /bench`: publishes `count` events of `size` bytes, `rate` per second.
 pub(crate) async fn bench(hub: &Backend, query: Option<&str>) -> Reply {
-    fn number(query: Option<&str>, key: &str, default: u64) -> Result<u64, String> {
-        query_param(query, key).map_or(Ok(default), |v| v.parse().map_err(|_| format!("{key}: invalid number {v:?}")))
-    }
-    let (count, size, rate) = match (number(query, "count", 1), number(query, "size", 0), number(query, "rate", 0)) {
-        (Ok(count), Ok(size), Ok(rate)) => (count, size as usize, rate),
-        (Err(err), ..) | (_, Err(err), _) | (.., Err(err)) => return Reply::error(400, err),
+    let bench = match contract::Bench::parse(query) {
+        Ok(bench) => bench,
+        Err(err) => return Reply::error(400, err),
     };
-    if size > MAX_BODY {
-        return Reply::error(400, format!("size is over the limit of {MAX_BODY} bytes"));
-    }
-    let topic = topic(query);
-    let mut interval = (rate > 0).then(|| {
-        let period = Duration::from_secs_f64(1.0 / rate as f64).max(Duration::from_nanos(1));
-        let mut interval = tokio::time::interval(period);
-        interval.set_missed_tick_behavior(MissedTickBehavior::Burst);
-        interval
-    });
-    for published in 0..count {
-        match &mut interval {
-            Some(interval) => {
-                interval.tick().await;
-            }
-            // As fast as possible, but let the subscribers' tasks run now and then.
-            None if published % 256 == 255 => tokio::task::yield_now().await,
-            None => {}
-        }
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
-        let mut data = format!("ts={nanos} ");
-        if data.len() < size {
-            data.extend(std::iter::repeat_n('x', size - data.len()));
-        }
-        if let Err(err) = hub.publish(&topic, Event::new().data(data)).await {
+    match bench.publish_all(|data| hub.publish(&bench.topic, Event::new().data(data))).await {
+        Ok(()) => Reply::ok(serde_json::json!({ "published": bench.count })),
+        Err((published, err)) => {
             let body = serde_json::json!({ "error": err.to_string(), "published": published });
-            return Reply { status: 503, body: body.to_string() };
+            Reply { status: 503, body: body.to_string() }
         }
     }
-    Reply::ok(serde_json::json!({ "published": count }))
 }
 
 /// `GET /health`.

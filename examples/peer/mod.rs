@@ -2,10 +2,9 @@
 //! print, query parsing and the `/bench` publishing loop. The servers only
 //! differ in how they fan events out, which is what the load benchmarks compare.
 
+use std::future::Future;
 use std::io::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use tokio::time::MissedTickBehavior;
+use std::time::Duration;
 
 /// The flags of the demo contract; `--keep-alive` is accepted where a server
 /// has no keep-alive.
@@ -52,70 +51,30 @@ impl Args {
     }
 }
 
-/// The value of `key` in a query string.
-pub(crate) fn query_param(query: Option<&str>, key: &str) -> Option<String> {
-    form_urlencoded::parse(query.unwrap_or("").as_bytes()).find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
-}
+#[path = "../common/contract.rs"]
+mod contract;
 
-/// The `topic` parameter, `main` when absent.
-pub(crate) fn topic(query: Option<&str>) -> String {
-    query_param(query, "topic").unwrap_or_else(|| "main".to_owned())
-}
-
-/// The parameters of `POST /bench`.
-#[derive(Debug, Clone)]
-pub(crate) struct Bench {
-    pub(crate) topic: String,
-    pub(crate) count: u64,
-    pub(crate) size: usize,
-    pub(crate) rate: u64,
-}
+pub(crate) use contract::{Bench, topic};
 
 impl Bench {
-    pub(crate) fn parse(query: Option<&str>) -> Result<Self, String> {
-        fn number(query: Option<&str>, key: &str, default: u64) -> Result<u64, String> {
-            query_param(query, key)
-                .map_or(Ok(default), |v| v.parse().map_err(|_| format!("{key}: invalid number {v:?}")))
-        }
-        let size = number(query, "size", 0)?;
-        if size > 1 << 20 {
-            return Err("size is over the limit of 1048576 bytes".to_owned());
-        }
-        Ok(Self {
-            topic: topic(query),
-            count: number(query, "count", 1)?,
-            size: size as usize,
-            rate: number(query, "rate", 0)?,
-        })
-    }
-
-    /// Publishes `count` payloads `ts=<unix ns> ` padded with `x` to `size` bytes,
-    /// `rate` per second (`0`: as fast as possible, yielding every 256 events as
-    /// the ssekit demo does). Returns the JSON answer.
+    /// Publishes every event (the comparison servers' publishing cannot fail)
+    /// and returns the JSON answer.
     pub(crate) async fn run<F, Fut>(&self, mut publish: F) -> String
     where
         F: FnMut(String) -> Fut,
         Fut: Future<Output = ()>,
     {
-        let mut interval = (self.rate > 0).then(|| {
-            let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / self.rate as f64));
-            interval.set_missed_tick_behavior(MissedTickBehavior::Burst);
-            interval
-        });
-        for published in 0..self.count {
-            match &mut interval {
-                Some(interval) => {
-                    interval.tick().await;
+        let published = self
+            .publish_all(|data| {
+                let publishing = publish(data);
+                async move {
+                    publishing.await;
+                    Ok::<(), std::convert::Infallible>(())
                 }
-                None if published % 256 == 255 => tokio::task::yield_now().await,
-                None => {}
-            }
-            let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
-            let mut data = format!("ts={nanos} ");
-            if data.len() < self.size {
-                data.extend(std::iter::repeat_n('x', self.size - data.len()));
-            }
-            publish(data).await;
+            })
+            .await;
+        if let Err((_, never)) = published {
+            match never {}
         }
         format!(r#"{{"published":{}}}"#, self.count)
     }
