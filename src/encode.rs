@@ -189,24 +189,47 @@ impl Lines {
         let has_cr = memchr::memchr(b'\r', text).is_some();
         // memchr counts one byte with SIMD; only text with CR needs the pairwise walk.
         let (count, break_bytes) = if has_cr {
-            let mut lines = 1;
-            let mut break_bytes = 0;
-            let mut breaks = memchr::memchr2_iter(b'\r', b'\n', text);
-            while let Some(at) = breaks.next() {
-                lines += 1;
-                break_bytes += 1;
-                if text[at] == b'\r' && text.get(at + 1) == Some(&b'\n') {
-                    breaks.next();
-                    break_bytes += 1;
-                }
-            }
-            (lines, break_bytes)
+            Breaks::new(text).fold((1, 0), |(lines, bytes), (end, next)| (lines + 1, bytes + next - end))
         } else {
             let lf = count_lf(text);
             (1 + lf, lf)
         };
         Self { len: text.len() - break_bytes + count * (prefix.len() + 1), count, has_cr }
     }
+}
+
+/// The line breaks of a text that has CR — CR, LF or CRLF — as `(end of the
+/// line, start of the next)`: the one place that knows a CRLF is one break.
+/// Text without CR goes through [`lf_breaks`], one needle being cheaper than two;
+/// writers take either as a type parameter, so the choice is made once per text.
+struct Breaks<'a> {
+    text: &'a [u8],
+    breaks: memchr::Memchr2<'a>,
+}
+
+impl<'a> Breaks<'a> {
+    fn new(text: &'a [u8]) -> Self {
+        Self { text, breaks: memchr::memchr2_iter(b'\r', b'\n', text) }
+    }
+}
+
+impl Iterator for Breaks<'_> {
+    type Item = (usize, usize);
+
+    fn next(&mut self) -> Option<(usize, usize)> {
+        let at = self.breaks.next()?;
+        if self.text[at] == b'\r' && self.text.get(at + 1) == Some(&b'\n') {
+            self.breaks.next();
+            Some((at, at + 2))
+        } else {
+            Some((at, at + 1))
+        }
+    }
+}
+
+/// The breaks of a text without CR, as [`Breaks`] gives them.
+fn lf_breaks(text: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    memchr::memchr_iter(b'\n', text).map(|at| (at, at + 1))
 }
 
 /// The LFs in `text`. Long lines are counted fastest by searching from one to
@@ -230,36 +253,36 @@ fn write_lines(buf: &mut BytesMut, prefix: &[u8], text: &[u8], lines: Lines) {
     let len = lines.len;
     if text.len() >= LONG_LINE * lines.count {
         // Long lines: appending each is as cheap as a copy, with no region to clear.
-        return append_lines(buf, prefix, text, lines.has_cr);
+        return if lines.has_cr {
+            append_lines(buf, prefix, text, Breaks::new(text))
+        } else {
+            append_lines(buf, prefix, text, lf_breaks(text))
+        };
     }
     let start = buf.len();
     buf.resize(start + len, 0);
     let out = &mut buf[start..];
+    if lines.has_cr {
+        fill_lines(out, prefix, text, Breaks::new(text));
+    } else {
+        fill_lines(out, prefix, text, lf_breaks(text));
+    }
+}
+
+/// Writes the lines of `text`, split at `breaks`, into `out`, which is exactly
+/// their encoded length.
+fn fill_lines(out: &mut [u8], prefix: &[u8], text: &[u8], breaks: impl Iterator<Item = (usize, usize)>) {
     out[..prefix.len()].copy_from_slice(prefix);
     let mut o = prefix.len();
     let mut from = 0;
-    if !lines.has_cr {
-        // The usual case: one needle is cheaper to search than two.
-        for at in memchr::memchr_iter(b'\n', text) {
-            o = copy_line(out, o, text, from, at);
-            o = put_break(out, o, prefix);
-            from = at + 1;
-        }
-    } else {
-        let mut breaks = memchr::memchr2_iter(b'\r', b'\n', text);
-        while let Some(at) = breaks.next() {
-            o = copy_line(out, o, text, from, at);
-            o = put_break(out, o, prefix);
-            from = at + 1;
-            if text[at] == b'\r' && text.get(at + 1) == Some(&b'\n') {
-                breaks.next();
-                from += 1;
-            }
-        }
+    for (end, next) in breaks {
+        o = copy_line(out, o, text, from, end);
+        o = put_break(out, o, prefix);
+        from = next;
     }
     o = copy_line(out, o, text, from, text.len());
     out[o] = b'\n';
-    debug_assert_eq!(o + 1, len);
+    debug_assert_eq!(o + 1, out.len());
 }
 
 /// Average line length from which lines are appended one by one: the cost of a
@@ -267,20 +290,14 @@ fn write_lines(buf: &mut BytesMut, prefix: &[u8], text: &[u8], lines: Lines) {
 const LONG_LINE: usize = 512;
 
 /// [`write_lines`] by appending each line to `buf`.
-fn append_lines(buf: &mut BytesMut, prefix: &[u8], text: &[u8], has_cr: bool) {
+fn append_lines(buf: &mut BytesMut, prefix: &[u8], text: &[u8], breaks: impl Iterator<Item = (usize, usize)>) {
     buf.put_slice(prefix);
     let mut from = 0;
-    let mut breaks =
-        if has_cr { memchr::memchr2_iter(b'\r', b'\n', text) } else { memchr::memchr2_iter(b'\n', b'\n', text) };
-    while let Some(at) = breaks.next() {
-        buf.put_slice(&text[from..at]);
+    for (end, next) in breaks {
+        buf.put_slice(&text[from..end]);
         buf.put_u8(b'\n');
         buf.put_slice(prefix);
-        from = at + 1;
-        if text[at] == b'\r' && text.get(at + 1) == Some(&b'\n') {
-            breaks.next();
-            from += 1;
-        }
+        from = next;
     }
     buf.put_slice(&text[from..]);
     buf.put_u8(b'\n');
