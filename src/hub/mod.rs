@@ -153,11 +153,7 @@ impl Hub {
     /// # Ok::<(), ssekit::PublishError>(())
     /// ```
     pub fn publish(&self, topic: &str, event: Event) -> Result<EventId, PublishError> {
-        event.validate()?;
-        if event.id.is_some() {
-            return Err(PublishError::IdSet);
-        }
-        self.append(topic, event.encode_body(ID_TAIL))
+        self.append(topic, event_body(&event, ID_TAIL)?)
     }
 
     /// Publishes a frame your application encoded, adding the hub's id.
@@ -174,14 +170,7 @@ impl Hub {
     /// # Ok::<(), ssekit::PublishError>(())
     /// ```
     pub fn publish_frame(&self, topic: &str, frame: Frame) -> Result<EventId, PublishError> {
-        if frame.has_id() {
-            return Err(PublishError::IdSet);
-        }
-        // Drop the frame's final blank line: the id line goes before it.
-        let body = &frame.as_bytes()[..frame.as_bytes().len() - 1];
-        let mut buf = BytesMut::with_capacity(body.len() + ID_TAIL);
-        buf.extend_from_slice(body);
-        self.append(topic, buf)
+        self.append(topic, frame_body(&frame, ID_TAIL)?)
     }
 
     /// What every publish checks before appending a body of `len` bytes to `topic`.
@@ -366,6 +355,29 @@ impl Hub {
     pub fn sweep(&self) {
         self.shared.sweep();
     }
+}
+
+/// What a hub appends for `event`: checked, without an id of its own (the hub
+/// assigns ids), encoded without the id and the final blank line, with `extra`
+/// bytes reserved for them. Shared by [`Hub`] and the Redis backplane.
+pub(crate) fn event_body(event: &Event, extra: usize) -> Result<BytesMut, PublishError> {
+    event.validate()?;
+    if event.id.is_some() {
+        return Err(PublishError::IdSet);
+    }
+    Ok(event.encode_body(extra))
+}
+
+/// [`event_body`] for a frame the application encoded.
+pub(crate) fn frame_body(frame: &Frame, extra: usize) -> Result<BytesMut, PublishError> {
+    if frame.has_id() {
+        return Err(PublishError::IdSet);
+    }
+    // Drop the frame's final blank line: the id line goes before it.
+    let body = &frame.as_bytes()[..frame.as_bytes().len() - 1];
+    let mut buf = BytesMut::with_capacity(body.len() + extra);
+    buf.extend_from_slice(body);
+    Ok(buf)
 }
 
 impl Default for Hub {

@@ -197,11 +197,7 @@ impl RedisHub {
     /// confirm the append (then the event may or may not have been appended;
     /// it is never half-written).
     pub async fn publish(&self, topic: &str, event: Event) -> Result<EventId, PublishError> {
-        event.validate()?;
-        if event.id.is_some() {
-            return Err(PublishError::IdSet);
-        }
-        self.append(topic, event.encode_body(0)).await
+        self.append(topic, crate::hub::event_body(&event, 0)?).await
     }
 
     /// Publishes a frame your application encoded, adding the id.
@@ -210,11 +206,7 @@ impl RedisHub {
     ///
     /// As [`RedisHub::publish`].
     pub async fn publish_frame(&self, topic: &str, frame: Frame) -> Result<EventId, PublishError> {
-        if frame.has_id() {
-            return Err(PublishError::IdSet);
-        }
-        let bytes = frame.as_bytes();
-        self.append(topic, BytesMut::from(&bytes[..bytes.len() - 1])).await
+        self.append(topic, crate::hub::frame_body(&frame, 0)?).await
     }
 
     async fn append(&self, topic: &str, body: BytesMut) -> Result<EventId, PublishError> {
