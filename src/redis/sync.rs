@@ -153,9 +153,7 @@ impl Reader {
             (state.epoch, state.log.next(), state.ready)
         };
         if check || !ready {
-            let shared: Option<String> =
-                redis::cmd("HGET").arg(self.keys.meta(name)).arg("epoch").query_async(&mut self.conn).await?;
-            let shared = shared.and_then(|e| u64::from_str_radix(&e, 16).ok()).unwrap_or(0);
+            let shared = self.shared_epoch(name).await?;
             if !ready || shared != epoch {
                 return self.reload(&topic, shared).await;
             }
@@ -164,11 +162,16 @@ impl Reader {
             Ok(())
         } else {
             // An entry of another epoch: the shared log was replaced meanwhile.
-            let shared: Option<String> =
-                redis::cmd("HGET").arg(self.keys.meta(name)).arg("epoch").query_async(&mut self.conn).await?;
-            let shared = shared.and_then(|e| u64::from_str_radix(&e, 16).ok()).unwrap_or(0);
+            let shared = self.shared_epoch(name).await?;
             self.reload(&topic, shared).await
         }
+    }
+
+    /// The epoch of the shared log of `name`; 0 when Redis holds none.
+    async fn shared_epoch(&mut self, name: &str) -> Result<u64, redis::RedisError> {
+        let epoch: Option<String> =
+            redis::cmd("HGET").arg(self.keys.meta(name)).arg("epoch").query_async(&mut self.conn).await?;
+        Ok(epoch.and_then(|e| u64::from_str_radix(&e, 16).ok()).unwrap_or(0))
     }
 
     /// Replaces the local log with the retained tail of the shared log of `epoch`.
