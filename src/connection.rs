@@ -9,7 +9,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -251,6 +251,10 @@ pin_project_lite::pin_project! {
         last_write: Option<Instant>,
         end_at: Option<Instant>,
         timer: Option<Pin<Box<Sleep>>>,
+        // The waker the timer was last polled with: while it holds and the timer
+        // is armed early enough, an idle poll need not touch the timer (nor the
+        // clock).
+        timer_waker: Option<Waker>,
         shutdown: Option<(Shutdown, Pin<Box<OwnedNotified>>)>,
     }
 }
@@ -329,6 +333,7 @@ impl<S: Source> Sse<S> {
             last_write: None,
             end_at: None,
             timer: None,
+            timer_waker: None,
             shutdown: None,
         }
     }
@@ -368,8 +373,8 @@ impl<S: Source> Stream for Sse<S> {
         if *this.done {
             return Poll::Ready(None);
         }
-        let now = Instant::now();
         if !*this.started {
+            let now = Instant::now();
             *this.started = true;
             *this.last_write = Some(now);
             *this.end_at = this.config.max_lifetime.map(|(life, jitter)| now + life + crate::random::jitter(jitter));
@@ -384,15 +389,14 @@ impl<S: Source> Stream for Sse<S> {
                 return Poll::Ready(None);
             }
         }
-        // Checked before the source too: a source that is always ready must not
-        // outlive the lifetime.
-        if this.end_at.is_some_and(|end| end <= now) {
-            *this.done = true;
-            return Poll::Ready(None);
-        }
         match this.source.poll_chunk(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
+                // The clock is read once per chunk written, and not when idle.
+                let now = Instant::now();
                 *this.last_write = Some(now);
+                // A source that is always ready must not outlive the lifetime:
+                // this chunk is the last.
+                *this.done = this.end_at.is_some_and(|end| end <= now);
                 return Poll::Ready(Some(Ok(chunk)));
             }
             Poll::Ready(Some(Err(error))) => {
@@ -407,7 +411,23 @@ impl<S: Source> Stream for Sse<S> {
         }
         // Idle: wait for the next keep-alive or the end of the lifetime. The timer
         // is moved only when it fires, not on every write.
-        let mut now = now;
+        if this.config.keep_alive.is_none() && this.end_at.is_none() {
+            return Poll::Pending;
+        }
+        let keep_alive_at = |last_write: &Option<Instant>, now| {
+            this.config.keep_alive.map(|interval| last_write.unwrap_or(now) + interval)
+        };
+        if let (Some(timer), Some(waker)) = (this.timer.as_ref(), this.timer_waker.as_ref()) {
+            // Armed no later than it must fire, not fired, and set to wake this task.
+            let target = [keep_alive_at(this.last_write, timer.deadline()), *this.end_at].into_iter().flatten().min();
+            if target.is_some_and(|target| timer.deadline() <= target)
+                && !timer.is_elapsed()
+                && waker.will_wake(cx.waker())
+            {
+                return Poll::Pending;
+            }
+        }
+        let mut now = Instant::now();
         loop {
             // Timers fire at millisecond granularity: a deadline this close is due.
             let due = now + Duration::from_millis(1);
@@ -415,7 +435,7 @@ impl<S: Source> Stream for Sse<S> {
                 *this.done = true;
                 return Poll::Ready(None);
             }
-            let keep_alive_at = this.config.keep_alive.map(|interval| this.last_write.unwrap_or(now) + interval);
+            let keep_alive_at = keep_alive_at(this.last_write, now);
             if keep_alive_at.is_some_and(|at| at <= due) {
                 *this.last_write = Some(now);
                 return Poll::Ready(Some(Ok(Bytes::from_static(KEEP_ALIVE))));
@@ -430,7 +450,12 @@ impl<S: Source> Stream for Sse<S> {
             }
             let timer = this.timer.as_mut().expect("armed above");
             match timer.as_mut().poll(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    if !this.timer_waker.as_ref().is_some_and(|waker| waker.will_wake(cx.waker())) {
+                        *this.timer_waker = Some(cx.waker().clone());
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(()) => now = Instant::now(),
             }
         }

@@ -38,6 +38,7 @@ mod log;
 mod metrics;
 mod subscription;
 mod topic;
+mod wakers;
 
 use std::collections::HashMap;
 use std::fmt;

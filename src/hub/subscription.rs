@@ -6,13 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use futures_core::Stream;
-use tokio::sync::futures::OwnedNotified;
-
 use super::topic::State;
+use super::wakers::Registration;
 use super::{EventId, LagPolicy, Read, ResetReason, Shared, SubscribeError, Topic};
 use crate::Resume;
+use bytes::Bytes;
+use futures_core::Stream;
 
 /// Largest chunk a subscription yields when several frames are ready; one frame
 /// larger than this is yielded whole.
@@ -61,14 +60,18 @@ pin_project_lite::pin_project! {
         pending: Option<Bytes>,
         done: bool,
         on_close: Option<Box<dyn FnOnce() + Send + Sync>>,
-        // Created before every read of the log that may find nothing new, so a
-        // publish in between is never missed. Boxed once, refilled in place.
-        notified: Pin<Box<OwnedNotified>>,
+        // This subscriber's waker in the topic's set, kept from the first poll on
+        // and refreshed before every read of the log, so a publish after the read
+        // always wakes it.
+        registration: Option<Registration>,
     }
 
     impl PinnedDrop for Subscription {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
+            if let Some(registration) = this.registration.take() {
+                this.topic.wakers.unregister(registration);
+            }
             this.hub.counters.subscribers.fetch_sub(1, Relaxed);
             if this.topic.remove_subscriber() {
                 this.hub.release(this.topic);
@@ -87,7 +90,6 @@ impl Subscription {
         }
         let topic = hub.topic_with(name, Topic::add_subscriber)?;
         hub.counters.subscribers.fetch_add(1, Relaxed);
-        let notified = Box::pin(topic.notified());
         let mut subscription = Self {
             hub,
             topic,
@@ -98,7 +100,7 @@ impl Subscription {
             pending: None,
             done: false,
             on_close: None,
-            notified,
+            registration: None,
         };
         // Pick the start now when the log is ready, so that "live" means from the
         // moment of subscribing, not of the first poll.
@@ -115,14 +117,21 @@ impl Subscription {
     /// a local hub; a replica topic loads from the shared log first).
     #[cfg(feature = "redis")]
     pub(crate) async fn started(&mut self) {
-        while self.start.is_some() && !self.hub.shutdown.is_triggered() {
-            let notified = self.topic.notified();
+        std::future::poll_fn(|cx| {
+            self.topic.wakers.register(&mut self.registration, cx.waker());
+            if self.start.is_none() || self.hub.shutdown.is_triggered() {
+                return Poll::Ready(());
+            }
             let next = Next::of(&self.topic.read(), &mut self.start, self.epoch, self.cursor);
             match next {
-                Next::Start { epoch, cursor, reset } => self.begin(epoch, cursor, reset),
-                _ => notified.await,
+                Next::Start { epoch, cursor, reset } => {
+                    self.begin(epoch, cursor, reset);
+                    Poll::Ready(())
+                }
+                _ => Poll::Pending,
             }
-        }
+        })
+        .await;
     }
 
     fn begin(&mut self, epoch: u64, cursor: u64, reset: Option<ResetReason>) {
@@ -227,6 +236,8 @@ impl Stream for Subscription {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         let this = self.project();
+        // Before anything that may find nothing to do: see `Wakers::register`.
+        this.topic.wakers.register(this.registration, cx.waker());
         loop {
             if let Some(frame) = this.pending.take() {
                 return Poll::Ready(Some(frame));
@@ -269,15 +280,11 @@ impl Stream for Subscription {
                         *this.done = true;
                     }
                 },
-                Next::UpToDate | Next::Wait => {
-                    if matches!(next, Next::UpToDate) {
-                        *this.seen = version;
-                    }
-                    match this.notified.as_mut().poll(cx) {
-                        Poll::Ready(()) => this.notified.set(this.topic.notified()),
-                        Poll::Pending => return Poll::Pending,
-                    }
+                Next::UpToDate => {
+                    *this.seen = version;
+                    return Poll::Pending;
                 }
+                Next::Wait => return Poll::Pending,
             }
         }
     }

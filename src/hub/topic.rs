@@ -3,10 +3,8 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use tokio::sync::Notify;
-use tokio::sync::futures::OwnedNotified;
-
 use super::log::{Limits, Log};
+use super::wakers::Wakers;
 
 #[derive(Debug)]
 pub(crate) struct Topic {
@@ -14,7 +12,8 @@ pub(crate) struct Topic {
     /// Mirrors a shared log (Redis) instead of issuing offsets itself.
     pub(crate) replica: bool,
     state: RwLock<State>,
-    notify: Arc<Notify>,
+    /// The subscribers' tasks, woken after every change of the state.
+    pub(crate) wakers: Wakers,
     /// Bumped after every change of the state, before waking: a subscriber that
     /// found nothing new at some version need not lock the log again until it moves.
     version: AtomicU64,
@@ -44,7 +43,7 @@ impl Topic {
             name,
             replica,
             state: RwLock::new(State { log: Log::new(limits), epoch, ready: !replica, removed: false }),
-            notify: Arc::new(Notify::new()),
+            wakers: Wakers::default(),
             version: AtomicU64::new(0),
             subscribers: AtomicUsize::new(0),
         }
@@ -60,16 +59,11 @@ impl Topic {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A future woken by the next [`Topic::wake`]; create it before reading the log.
-    pub(crate) fn notified(&self) -> OwnedNotified {
-        self.notify.clone().notified_owned()
-    }
-
     /// Publishes a change made under the write lock: bumps the version, then
     /// wakes the waiting subscribers.
     pub(crate) fn wake(&self) {
         self.version.fetch_add(1, Ordering::Release);
-        self.notify.notify_waiters();
+        self.wakers.wake_all();
     }
 
     /// The version of the state; read it before locking to read the log.
