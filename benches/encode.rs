@@ -17,8 +17,9 @@
 //! - `ssekit_encode_only`: `event.encode()` of an event built beforehand: the encoding alone.
 //! - `memcpy`: `Bytes::copy_from_slice(payload)`: the floor for a large event.
 //!
-//! Large events come in two shapes: lines of 80 bytes (820 lines, where the cost per line
-//! dominates) and lines of 4 KiB (16 lines, where the copy does).
+//! Large events come in three shapes: lines of 80 bytes (820 lines, where the cost per line
+//! dominates), lines of 4 KiB (16 lines, where the copy does), and one line (a JSON
+//! document as `serde_json::to_string` writes it).
 //!
 //! Throughput is the payload size, the same for every side.
 
@@ -76,6 +77,7 @@ fn encode(c: &mut Criterion) {
         ("medium", payload(1024, 256)),
         ("large", payload(64 * 1024, 80)),
         ("large_long_lines", payload(64 * 1024, 4096)),
+        ("large_one_line", payload(64 * 1024, usize::MAX)),
     ];
 
     // The two encoders agree on these payloads (LF only, no CR), so the sides do the same work.

@@ -38,7 +38,8 @@ impl Event {
         self.check_encodable()?;
         // `with_capacity` allocates exactly, and a full buffer freezes into `Bytes`
         // without a second allocation.
-        let layout = self.layout();
+        let mut breaks = [(0, 0); RECORDED];
+        let layout = self.layout(&mut breaks);
         let mut buf = BytesMut::with_capacity(self.encoded_len(&layout));
         self.write(&mut buf, &layout);
         Ok(Frame::from_trusted(buf.freeze()))
@@ -64,7 +65,8 @@ impl Event {
     /// ```
     pub fn encode_into(&self, buf: &mut BytesMut) -> Result<(), EventError> {
         self.check_encodable()?;
-        let layout = self.layout();
+        let mut breaks = [(0, 0); RECORDED];
+        let layout = self.layout(&mut breaks);
         buf.reserve(self.encoded_len(&layout));
         self.write(buf, &layout);
         Ok(())
@@ -86,12 +88,12 @@ impl Event {
     }
 
     /// The exact length of [`Event::write`]'s output.
-    fn encoded_len(&self, layout: &Layout) -> usize {
+    fn encoded_len(&self, layout: &Layout<'_>) -> usize {
         layout.body_len + self.id.as_ref().map_or(0, |id| field_len(ID, id.len())) + 1
     }
 
     /// Writes the whole frame. The event must have been checked.
-    fn write(&self, buf: &mut BytesMut, layout: &Layout) {
+    fn write(&self, buf: &mut BytesMut, layout: &Layout<'_>) {
         self.write_body(buf, layout);
         if let Some(id) = &self.id {
             write_field(buf, ID, id.as_bytes());
@@ -103,7 +105,8 @@ impl Event {
     /// more bytes for the caller to finish the frame without reallocating.
     /// The event must have been validated.
     pub(crate) fn encode_body(&self, extra: usize) -> BytesMut {
-        let layout = self.layout();
+        let mut breaks = [(0, 0); RECORDED];
+        let layout = self.layout(&mut breaks);
         let mut buf = BytesMut::with_capacity(layout.body_len + extra);
         self.write_body(&mut buf, &layout);
         buf
@@ -111,9 +114,10 @@ impl Event {
 
     /// The lines of the multi-line fields and the exact length of
     /// [`Event::write_body`]'s output: each text is scanned once for sizing.
-    fn layout(&self) -> Layout {
-        let comment = self.comment.as_ref().map(|comment| Lines::of(COMMENT, comment.as_bytes()));
-        let data = self.data.as_ref().map(|data| Lines::of(DATA, data.as_bytes()));
+    /// The first breaks of a long `data` are recorded into `breaks`.
+    fn layout<'a>(&self, breaks: &'a mut [(u32, u32); RECORDED]) -> Layout<'a> {
+        let comment = self.comment.as_ref().map(|comment| Lines::of(COMMENT, comment.as_bytes(), None));
+        let data = self.data.as_ref().map(|data| Lines::of(DATA, data.as_bytes(), Some(&mut *breaks)));
         let mut body_len = comment.map_or(0, |lines| lines.len) + data.map_or(0, |lines| lines.len);
         if let Some(event) = &self.event {
             body_len += field_len(EVENT, event.len());
@@ -121,18 +125,18 @@ impl Event {
         if let Some(retry) = self.retry {
             body_len += field_len(RETRY, decimal_len(retry_millis(retry)));
         }
-        Layout { comment, data, body_len }
+        Layout { comment, data, body_len, breaks }
     }
 
-    fn write_body(&self, buf: &mut BytesMut, layout: &Layout) {
+    fn write_body(&self, buf: &mut BytesMut, layout: &Layout<'_>) {
         if let (Some(comment), Some(lines)) = (&self.comment, layout.comment) {
-            write_lines(buf, COMMENT, comment.as_bytes(), lines);
+            write_lines(buf, COMMENT, comment.as_bytes(), &lines, &[]);
         }
         if let Some(event) = &self.event {
             write_field(buf, EVENT, event.as_bytes());
         }
         if let (Some(data), Some(lines)) = (&self.data, layout.data) {
-            write_lines(buf, DATA, data.as_bytes(), lines);
+            write_lines(buf, DATA, data.as_bytes(), &lines, layout.breaks);
         }
         if let Some(retry) = self.retry {
             buf.put_slice(RETRY);
@@ -169,11 +173,23 @@ pub(crate) fn write_field(buf: &mut BytesMut, name: &[u8], value: &[u8]) {
 
 /// What sizing an event found, so that writing it does not scan again.
 #[derive(Debug)]
-struct Layout {
+struct Layout<'a> {
     comment: Option<Lines>,
     data: Option<Lines>,
     body_len: usize,
+    /// The first breaks of a long `data` (see [`Lines::of`]).
+    breaks: &'a [(u32, u32); RECORDED],
 }
+
+/// How many line breaks sizing records. A long text with at most this many
+/// breaks is then read once for sizing and once for copying, instead of being
+/// searched again; a text with more has short lines, whose cost per line
+/// dominates anyway.
+const RECORDED: usize = 16;
+
+/// The text length from which breaks are recorded: shorter texts are cheaper
+/// searched twice than recorded.
+const RECORD_FROM: usize = 1024;
 
 /// A text to write as `prefix`-lines: one line per CR, LF or CRLF-separated piece.
 #[derive(Debug, Clone, Copy)]
@@ -182,26 +198,55 @@ struct Lines {
     len: usize,
     count: usize,
     has_cr: bool,
+    /// Whether sizing recorded every break.
+    recorded: bool,
 }
 
 impl Lines {
-    fn of(prefix: &[u8], text: &[u8]) -> Self {
-        let has_cr = memchr::memchr(b'\r', text).is_some();
-        // memchr counts one byte with SIMD; only text with CR needs the pairwise walk.
-        let (count, break_bytes) = if has_cr {
-            Breaks::new(text).fold((1, 0), |(lines, bytes), (end, next)| (lines + 1, bytes + next - end))
-        } else {
-            let lf = count_lf(text);
-            (1 + lf, lf)
+    /// Sizes `text`. The breaks of a long text with few of them are recorded
+    /// into `record`, if given, as `(end of the line, start of the next)`.
+    fn of(prefix: &[u8], text: &[u8], record: Option<&mut [(u32, u32); RECORDED]>) -> Self {
+        let lines = |count: usize, break_bytes: usize, has_cr, recorded| Self {
+            len: text.len() - break_bytes + count * (prefix.len() + 1),
+            count,
+            has_cr,
+            recorded,
         };
-        Self { len: text.len() - break_bytes + count * (prefix.len() + 1), count, has_cr }
+        let (mut count, mut break_bytes, mut has_cr, mut from) = (1, 0, false, 0);
+        // `u32` positions: a text longer than that records none.
+        let record = record.filter(|_| (RECORD_FROM..=u32::MAX as usize).contains(&text.len()));
+        if let Some(record) = record {
+            let mut breaks = Breaks::new(text);
+            for slot in record.iter_mut() {
+                let Some((end, next)) = breaks.next() else {
+                    return lines(count, break_bytes, has_cr, true);
+                };
+                // In range: checked above.
+                *slot = (end as u32, next as u32);
+                count += 1;
+                break_bytes += next - end;
+                has_cr |= text[end] == b'\r';
+                from = next;
+            }
+        }
+        // Short text, or many lines: counted, not recorded. memchr counts one byte
+        // with SIMD; only text with CR needs the pairwise walk.
+        let rest = &text[from..];
+        let (more, more_bytes) = if memchr::memchr(b'\r', rest).is_some() {
+            has_cr = true;
+            Breaks::new(rest).fold((0, 0), |(lines, bytes), (end, next)| (lines + 1, bytes + next - end))
+        } else {
+            let lf = count_lf(rest);
+            (lf, lf)
+        };
+        lines(count + more, break_bytes + more_bytes, has_cr, false)
     }
 }
 
-/// The line breaks of a text that has CR — CR, LF or CRLF — as `(end of the
-/// line, start of the next)`: the one place that knows a CRLF is one break.
-/// Text without CR goes through [`lf_breaks`], one needle being cheaper than two;
-/// writers take either as a type parameter, so the choice is made once per text.
+/// The line breaks of a text — CR, LF or CRLF — as `(end of the line, start of
+/// the next)`: the one place that knows a CRLF is one break. Text without CR goes
+/// through [`lf_breaks`], one needle being cheaper than two; writers take either
+/// as a type parameter, so the choice is made once per text.
 struct Breaks<'a> {
     text: &'a [u8],
     breaks: memchr::Memchr2<'a>,
@@ -249,24 +294,32 @@ fn count_lf(text: &[u8]) -> usize {
 ///
 /// The lines go into a region of `buf` sized exactly first, so each line is a few
 /// fixed-size copies instead of calls through `BufMut` (see [`copy_line`]).
-fn write_lines(buf: &mut BytesMut, prefix: &[u8], text: &[u8], lines: Lines) {
-    let len = lines.len;
+fn write_lines(buf: &mut BytesMut, prefix: &[u8], text: &[u8], lines: &Lines, record: &[(u32, u32)]) {
+    if lines.recorded {
+        let breaks = record[..lines.count - 1].iter().map(|&(end, next)| (end as usize, next as usize));
+        write_split(buf, prefix, text, lines, breaks);
+    } else if lines.has_cr {
+        write_split(buf, prefix, text, lines, Breaks::new(text));
+    } else {
+        write_split(buf, prefix, text, lines, lf_breaks(text));
+    }
+}
+
+/// [`write_lines`] with the breaks given.
+fn write_split(
+    buf: &mut BytesMut,
+    prefix: &[u8],
+    text: &[u8],
+    lines: &Lines,
+    breaks: impl Iterator<Item = (usize, usize)>,
+) {
     if text.len() >= LONG_LINE * lines.count {
         // Long lines: appending each is as cheap as a copy, with no region to clear.
-        return if lines.has_cr {
-            append_lines(buf, prefix, text, Breaks::new(text))
-        } else {
-            append_lines(buf, prefix, text, lf_breaks(text))
-        };
+        return append_lines(buf, prefix, text, breaks);
     }
     let start = buf.len();
-    buf.resize(start + len, 0);
-    let out = &mut buf[start..];
-    if lines.has_cr {
-        fill_lines(out, prefix, text, Breaks::new(text));
-    } else {
-        fill_lines(out, prefix, text, lf_breaks(text));
-    }
+    buf.resize(start + lines.len, 0);
+    fill_lines(&mut buf[start..], prefix, text, breaks);
 }
 
 /// Writes the lines of `text`, split at `breaks`, into `out`, which is exactly
@@ -362,10 +415,16 @@ mod tests {
 
     fn lines(prefix: &[u8], text: &str) -> BytesMut {
         let mut buf = BytesMut::new();
-        let lines = Lines::of(prefix, text.as_bytes());
-        write_lines(&mut buf, prefix, text.as_bytes(), lines);
+        let mut record = [(0, 0); RECORDED];
+        let lines = Lines::of(prefix, text.as_bytes(), Some(&mut record));
+        write_lines(&mut buf, prefix, text.as_bytes(), &lines, &record);
         assert_eq!(buf.len(), lines.len, "{text:?}");
         buf
+    }
+
+    /// What `data` lines of `text` are, by the spec's rules, built the slow way.
+    fn data_lines(text: &str) -> String {
+        text.replace("\r\n", "\n").replace('\r', "\n").split('\n').map(|line| format!("data: {line}\n")).collect()
     }
 
     #[test]
@@ -384,9 +443,10 @@ mod tests {
         assert!(buf.is_empty());
         // Below Vec's minimum growth step of 8 bytes.
         let mut event = Event::new().comment("");
-        assert_eq!(event.encoded_len(&event.layout()), 4);
+        let mut breaks = [(0, 0); RECORDED];
+        assert_eq!(event.encoded_len(&event.layout(&mut breaks)), 4);
         event = event.id("");
-        assert_eq!(event.encode().unwrap().as_bytes().len(), event.encoded_len(&event.layout()));
+        assert_eq!(event.encode().unwrap().as_bytes().len(), event.encoded_len(&event.layout(&mut breaks)));
     }
 
     #[test]
@@ -394,20 +454,29 @@ mod tests {
         // Long lines take `append_lines`, short ones the block copy: same bytes.
         let long = "a".repeat(2 * LONG_LINE);
         for text in [format!("{long}\r\n{long}\r{long}\n\r\n"), format!("{long}\n{long}"), long.clone()] {
-            let expected: String = text
-                .replace("\r\n", "\n")
-                .replace('\r', "\n")
-                .split('\n')
-                .map(|line| format!("data: {line}\n"))
-                .collect();
-            assert_eq!(&lines(DATA, &text)[..], expected.as_bytes());
+            assert_eq!(&lines(DATA, &text)[..], data_lines(&text).as_bytes());
         }
     }
 
     #[test]
-    fn counts_line_feeds_few_or_many() {
-        for n in [0, 1, 31, 32, 33, 1000] {
-            assert_eq!(count_lf("ab\n".repeat(n).as_bytes()), n);
+    fn many_breaks_recorded_and_counted_alike() {
+        // Long texts record up to `RECORDED` breaks at sizing; with more, all are
+        // searched again when writing. CR in the first breaks, the later, or neither;
+        // lines short and long (for both writers), texts short and long.
+        for width in [1, 40, 2 * LONG_LINE] {
+            let pad = "x".repeat(width);
+            for n in [0, 1, RECORDED - 1, RECORDED, RECORDED + 1, 3 * RECORDED] {
+                for (head, tail) in [("\n", "\n"), ("\r\n", "\n"), ("\n", "\r"), ("\r", "\r\n")] {
+                    let mut text = format!("{pad}{head}").repeat(n.min(RECORDED));
+                    text += &format!("{pad}{tail}").repeat(n.saturating_sub(RECORDED));
+                    text += &pad;
+                    let expected = data_lines(&text);
+                    assert_eq!(&lines(DATA, &text)[..], expected.as_bytes(), "{text:?}");
+                    let event = Event::new().comment(text.as_str()).data(text.as_str());
+                    let comment = expected.replace("data: ", ": ");
+                    assert_eq!(event.encode().unwrap().as_bytes()[..], *format!("{comment}{expected}\n").as_bytes());
+                }
+            }
         }
     }
 

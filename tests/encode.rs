@@ -266,6 +266,19 @@ fn text() -> impl Strategy<Value = String> {
     prop::collection::vec(piece, 0..8).prop_map(|pieces| pieces.concat())
 }
 
+/// Text of long runs between line breaks, often kilobytes (the encoder records the breaks of
+/// long texts when sizing them and writes from the record).
+fn long_text() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("\r".to_owned()),
+        Just("\n".to_owned()),
+        Just("\r\n".to_owned()),
+        "[a-z ]{50,400}",
+        "\\PC{1,8}",
+    ];
+    prop::collection::vec(piece, 0..40).prop_map(|pieces| pieces.concat())
+}
+
 #[derive(Debug, Clone)]
 struct Input {
     data: Option<String>,
@@ -335,7 +348,7 @@ fn input() -> impl Strategy<Value = Input> {
         (any::<u64>(), 0u32..1_000_000_000).prop_map(|(secs, nanos)| Duration::new(secs, nanos)),
     ];
     (
-        prop::option::of(text()),
+        prop::option::of(prop_oneof![3 => text(), 1 => long_text()]),
         prop::option::of(text()),
         prop::option::of(text()),
         prop::collection::vec(text(), 0..3),
