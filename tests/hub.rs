@@ -731,3 +731,66 @@ async fn concurrent_publish_and_resume_is_gap_free() {
         assert_eq!(hub.metrics().subscribers, 0);
     }
 }
+
+/// Every subscriber reaches the last event: a wake-up lost between a subscriber's "nothing new"
+/// and its going to sleep would leave it waiting for good, and the test would time out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_wake_up_is_lost_between_publishes() {
+    const SUBSCRIBERS: usize = 64;
+    const EVENTS: u64 = 2_000;
+    let hub = Hub::builder().history(EVENTS as usize).build();
+    let subscribers: Vec<_> = (0..SUBSCRIBERS)
+        .map(|s| {
+            let mut reader = Reader::new(hub.subscribe("wake", Resume::Live).unwrap());
+            tokio::spawn(async move {
+                let mut last = 0;
+                while last < EVENTS {
+                    let events = reader.chunk().await.expect("subscription open");
+                    let offsets = offsets(&events);
+                    assert_eq!(offsets, (last + 1..=last + offsets.len() as u64).collect::<Vec<_>>());
+                    last += offsets.len() as u64;
+                    if s % 2 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for n in 1..=EVENTS {
+        hub.publish("wake", data(n.to_string())).unwrap();
+        if n % 4 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    for subscriber in subscribers {
+        timeout(PATIENCE, subscriber).await.expect("every subscriber reaches the last event").unwrap();
+    }
+}
+
+/// A subscription polled by one task and then by another wakes the second: the waker it
+/// registered is replaced, not kept.
+#[tokio::test]
+async fn a_subscription_moved_to_another_task_wakes_that_task() {
+    use std::task::{Context, Wake, Waker};
+
+    struct Flag(AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let flag = || Arc::new(Flag(AtomicBool::new(false)));
+
+    let hub = Hub::new();
+    let mut subscription = hub.subscribe("moved", Resume::Live).unwrap();
+    let (first, second) = (flag(), flag());
+    for task in [&first, &second] {
+        let waker = Waker::from(task.clone());
+        let poll = subscription.poll_next_unpin(&mut Context::from_waker(&waker));
+        assert!(poll.is_pending());
+    }
+    hub.publish("moved", data("x")).unwrap();
+    assert!(second.0.load(Ordering::SeqCst), "the task polling now is woken");
+    assert!(!first.0.load(Ordering::SeqCst), "the task that let go is not");
+    assert!(subscription.next().now_or_never().flatten().is_some());
+}

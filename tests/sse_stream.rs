@@ -256,3 +256,29 @@ async fn hub_streams_end_when_the_hub_closes() {
     let chunks = timeout(PATIENCE, task).await.expect("ends within the patience").unwrap();
     assert_eq!(chunks.last().unwrap(), "event: bye\ndata: later\n\n");
 }
+
+/// A stream polled by one task and then by another has its keep-alive wake the second.
+#[tokio::test(start_paused = true)]
+async fn keep_alive_wakes_the_task_polling_now() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Context, Wake, Waker};
+
+    struct Flag(AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let config = SseConfig::new().keep_alive(Some(Duration::from_secs(15)));
+    let mut sse = Sse::new(stream::pending::<Event>()).with_config(config);
+    let (first, second) = (Arc::new(Flag(AtomicBool::new(false))), Arc::new(Flag(AtomicBool::new(false))));
+    for task in [&first, &second] {
+        let waker = Waker::from(task.clone());
+        assert!(sse.poll_next_unpin(&mut Context::from_waker(&waker)).is_pending());
+    }
+    tokio::time::advance(Duration::from_secs(16)).await;
+    assert!(second.0.load(Ordering::SeqCst), "the task polling now is woken");
+    assert!(!first.0.load(Ordering::SeqCst), "the task that let go is not");
+    assert_eq!(sse.next().await.unwrap().unwrap(), KEEP_ALIVE);
+}

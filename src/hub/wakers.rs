@@ -115,3 +115,90 @@ impl Wakers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    use super::*;
+
+    /// A waker that counts its wake-ups.
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counting() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count::default());
+        (count.clone(), Waker::from(count))
+    }
+
+    fn woken(count: &Count) -> usize {
+        count.0.load(Ordering::SeqCst)
+    }
+
+    fn len(wakers: &Wakers) -> (usize, usize) {
+        let slots = wakers.slots();
+        (slots.wakers.len(), slots.free.len())
+    }
+
+    #[test]
+    fn polling_again_keeps_one_slot_and_a_new_waker_replaces_the_old() {
+        let wakers = Wakers::default();
+        let (first, first_waker) = counting();
+        let mut registration = None;
+        for _ in 0..1000 {
+            wakers.register(&mut registration, &first_waker);
+        }
+        assert_eq!(len(&wakers), (1, 0));
+
+        let (second, second_waker) = counting();
+        wakers.register(&mut registration, &second_waker);
+        assert_eq!(len(&wakers), (1, 0));
+        wakers.wake_all();
+        wakers.wake_all();
+        assert_eq!((woken(&first), woken(&second)), (0, 2), "stays registered across wake-ups");
+    }
+
+    #[test]
+    fn every_registered_waker_is_woken_across_batches_and_slots_are_reused() {
+        let wakers = Wakers::default();
+        let counts: Vec<_> = (0..3 * BATCH + 5).map(|_| counting()).collect();
+        let mut registrations: Vec<_> = counts
+            .iter()
+            .map(|(_, waker)| {
+                let mut registration = None;
+                wakers.register(&mut registration, waker);
+                registration
+            })
+            .collect();
+        // Leave holes: those are not woken, and new registrations fill them.
+        for registration in registrations.iter_mut().step_by(2) {
+            wakers.unregister(registration.take().unwrap());
+        }
+        wakers.wake_all();
+        for (i, (count, _)) in counts.iter().enumerate() {
+            assert_eq!(woken(count), i % 2, "waker {i}");
+        }
+        let (late, late_waker) = counting();
+        let mut late_registration = None;
+        wakers.register(&mut late_registration, &late_waker);
+        assert_eq!(len(&wakers).0, counts.len(), "a free slot is reused");
+        wakers.wake_all();
+        assert_eq!(woken(&late), 1);
+
+        // Once every registration is gone, the memory is given back.
+        for registration in registrations.into_iter().flatten().chain(late_registration) {
+            wakers.unregister(registration);
+        }
+        assert_eq!(len(&wakers), (0, 0));
+        assert_eq!(wakers.slots().wakers.capacity(), 0);
+        wakers.wake_all();
+    }
+}
