@@ -36,6 +36,7 @@
 mod event_id;
 mod log;
 mod metrics;
+mod recent;
 mod subscription;
 mod topic;
 mod wakers;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 
+use super::recent::{self, Chunk, Place};
 use super::topic::State;
 use super::wakers::Registration;
 use super::{EventId, LagPolicy, Read, ResetReason, Shared, SubscribeError, Topic};
@@ -175,7 +176,7 @@ enum Next {
     /// Start at `cursor` of `epoch`, after a reset if one is given.
     Start { epoch: u64, cursor: u64, reset: Option<ResetReason> },
     /// Frames, the cursor after them, and whether that is the end of the log.
-    Frames(Bytes, u64, bool),
+    Frames(Chunk),
     /// Nothing new.
     UpToDate,
     /// Frames the subscriber had not read are gone; the oldest retained is given.
@@ -202,7 +203,7 @@ impl Next {
             return Self::Start { epoch: state.epoch, cursor: first, reset: Some(ResetReason::UnknownEpoch) };
         }
         match state.log.read(cursor, MAX_BATCH) {
-            Read::Frames(chunk, next) => Self::Frames(chunk, next, next == state.log.next()),
+            Read::Frames(frames, next) => Self::Frames(Chunk { frames, next, caught_up: next == state.log.next() }),
             Read::UpToDate => Self::UpToDate,
             Read::Evicted(first) => Self::Lagged(first),
         }
@@ -251,18 +252,25 @@ impl Stream for Subscription {
                 continue;
             }
             let version = this.topic.version();
+            let place = Place { topic: this.topic.id, version, epoch: *this.epoch, cursor: *this.cursor };
             let next = if version == *this.seen {
                 Next::UpToDate
+            } else if let Some(chunk) = this.start.is_none().then(|| recent::get(place)).flatten() {
+                Next::Frames(chunk)
             } else {
-                Next::of(&this.topic.read(), this.start, *this.epoch, *this.cursor)
+                let next = Next::of(&this.topic.read(), this.start, *this.epoch, *this.cursor);
+                if let Next::Frames(chunk) = &next {
+                    recent::put(place, chunk);
+                }
+                next
             };
             match next {
-                Next::Frames(chunk, next, caught_up) => {
+                Next::Frames(Chunk { frames, next, caught_up }) => {
                     *this.cursor = next;
                     if caught_up {
                         *this.seen = version;
                     }
-                    return Poll::Ready(Some(chunk));
+                    return Poll::Ready(Some(frames));
                 }
                 Next::Start { epoch, cursor, reset } => {
                     (*this.epoch, *this.cursor) = (epoch, cursor);

@@ -8,6 +8,8 @@ use super::wakers::Wakers;
 
 #[derive(Debug)]
 pub(crate) struct Topic {
+    /// Unique in the process, unlike the address, which a later topic may reuse.
+    pub(crate) id: u64,
     pub(crate) name: Arc<str>,
     /// Mirrors a shared log (Redis) instead of issuing offsets itself.
     pub(crate) replica: bool,
@@ -39,7 +41,9 @@ impl Topic {
     /// shared log (`replica: true`).
     pub(crate) fn new(name: Arc<str>, limits: Limits, replica: bool) -> Self {
         let epoch = if replica { 0 } else { new_epoch() };
+        static IDS: AtomicU64 = AtomicU64::new(0);
         Self {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
             name,
             replica,
             state: RwLock::new(State { log: Log::new(limits), epoch, ready: !replica, removed: false }),
