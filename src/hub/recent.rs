@@ -8,6 +8,11 @@
 //! profile of `benches/fanout.rs` at 10 000 subscribers, the lock was a tenth
 //! of all the time).
 //!
+//! A small chunk is kept as this thread's own copy: the subscribers on the
+//! thread then share a reference count that no other thread touches, where the
+//! frame's own count is written by every thread on every delivery. (The frame
+//! was still encoded once; this is one copy per thread, not per subscriber.)
+//!
 //! An entry is valid for one topic, one version of its state and one position:
 //! any change to the log bumps the version, so an entry is never used for a
 //! state it was not read from. It holds at most [`MAX_CHUNK`] bytes per thread.
@@ -19,6 +24,9 @@ use bytes::Bytes;
 /// Larger chunks are not kept: reading them under the lock is small beside
 /// writing them, and a thread should not pin much memory.
 const MAX_CHUNK: usize = 64 * 1024;
+
+/// Chunks up to this size are kept as a copy of the thread's own.
+const MAX_COPY: usize = 2 * 1024;
 
 /// Where a chunk was read from: topic, version of its state, epoch and offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,12 +58,17 @@ pub(crate) fn get(place: Place) -> Option<Chunk> {
         .flatten()
 }
 
-/// Keeps `chunk`, read at `place`, for the next reader on this thread.
-pub(crate) fn put(place: Place, chunk: &Chunk) {
+/// Keeps `chunk`, read at `place`, for the next reader on this thread, and
+/// returns what to yield: the thread's copy if one was made.
+pub(crate) fn put(place: Place, mut chunk: Chunk) -> Chunk {
     if chunk.frames.len() <= MAX_CHUNK {
+        if chunk.frames.len() <= MAX_COPY {
+            chunk.frames = Bytes::copy_from_slice(&chunk.frames);
+        }
         // During thread teardown there is nothing to keep it for.
         let _ = RECENT.try_with(|recent| *recent.borrow_mut() = Some((place, chunk.clone())));
     }
+    chunk
 }
 
 #[cfg(test)]
@@ -65,9 +78,12 @@ mod tests {
     #[test]
     fn only_the_same_place_hits_and_large_chunks_are_not_kept() {
         let place = Place { topic: 1, version: 2, epoch: 3, cursor: 4 };
-        let chunk = Chunk { frames: Bytes::from_static(b"data: x\n\n"), next: 5, caught_up: true };
-        put(place, &chunk);
-        assert_eq!(get(place).map(|c| c.frames), Some(chunk.frames.clone()));
+        let frames = Bytes::from_static(b"data: x\n\n");
+        let chunk = put(place, Chunk { frames: frames.clone(), next: 5, caught_up: true });
+        assert_eq!(chunk.frames, frames);
+        assert_ne!(chunk.frames.as_ptr(), frames.as_ptr(), "a small chunk is copied");
+        let hit = get(place).unwrap();
+        assert_eq!((hit.frames.as_ptr(), hit.next, hit.caught_up), (chunk.frames.as_ptr(), 5, true), "and shared");
         for other in [
             Place { topic: 9, ..place },
             Place { version: 9, ..place },
@@ -78,8 +94,9 @@ mod tests {
         }
         std::thread::spawn(move || assert!(get(place).is_none(), "per thread")).join().unwrap();
 
-        let large = Chunk { frames: Bytes::from(vec![b'x'; MAX_CHUNK + 1]), next: 6, caught_up: true };
-        put(Place { cursor: 5, ..place }, &large);
+        let large = Bytes::from(vec![b'x'; MAX_CHUNK + 1]);
+        let chunk = put(Place { cursor: 5, ..place }, Chunk { frames: large.clone(), next: 6, caught_up: true });
+        assert_eq!(chunk.frames.as_ptr(), large.as_ptr(), "a large chunk is yielded as read");
         assert!(get(Place { cursor: 5, ..place }).is_none());
         assert!(get(place).is_some(), "the kept chunk stays");
     }

@@ -259,10 +259,10 @@ impl Stream for Subscription {
                 Next::Frames(chunk)
             } else {
                 let next = Next::of(&this.topic.read(), this.start, *this.epoch, *this.cursor);
-                if let Next::Frames(chunk) = &next {
-                    recent::put(place, chunk);
+                match next {
+                    Next::Frames(chunk) => Next::Frames(recent::put(place, chunk)),
+                    next => next,
                 }
-                next
             };
             match next {
                 Next::Frames(Chunk { frames, next, caught_up }) => {
