@@ -18,7 +18,8 @@
 //!   bytes axum would write (`data: {payload}\n\n`) into a `Bytes` by hand, with no axum types.
 //!
 //! Setup (spawning the N tasks) is outside the measurement: tasks live across iterations and
-//! count each receipt; the last one of a round wakes the measuring loop (`iter_custom`).
+//! count each receipt (in 64 counters on separate cache lines); the last one of a round wakes
+//! the measuring loop (`iter_custom`).
 //!
 //! The runtime is tokio's multi-thread scheduler with one worker per core, what
 //! `#[tokio::main]` gives an axum or hyper server; both patterns pay the same scheduler costs
@@ -45,30 +46,69 @@ const SUBSCRIBERS: [usize; 4] = [1, 100, 1_000, 10_000];
 /// A small JSON-ish payload, the size of a typical notification.
 const PAYLOAD: &str = r#"{"type":"price","symbol":"ACME","bid":101.25,"ask":101.5,"ts":1700000000}"#;
 
-/// Counts receipts of the current round; the last one wakes the measuring loop.
-struct Round {
+/// Receipt counters are spread over this many cache lines, so that the harness's own counting
+/// does not become one contended atomic written by every delivery on both cores (which both
+/// sides would pay, narrowing what is measured to the counter).
+const SHARDS: usize = 64;
+
+/// One shard's receipt count, alone on its cache line.
+#[repr(align(128))]
+struct Shard {
     received: AtomicUsize,
     subscribers: usize,
+}
+
+/// Counts receipts of the current round; the last one wakes the measuring loop.
+struct Round {
+    subscribers: usize,
+    shards: Vec<Shard>,
+    shards_done: AtomicUsize,
     all_received: Notify,
+}
+
+/// Where one subscriber counts its receipts.
+struct Receipts {
+    round: Arc<Round>,
+    shard: usize,
+}
+
+impl Receipts {
+    fn hit(&self) {
+        let shard = &self.round.shards[self.shard];
+        if shard.received.fetch_add(1, Ordering::AcqRel) + 1 == shard.subscribers
+            && self.round.shards_done.fetch_add(1, Ordering::AcqRel) + 1 == self.round.shards.len()
+        {
+            // Stores a permit if the measuring loop is not waiting yet: no wake-up is lost.
+            self.round.all_received.notify_one();
+        }
+    }
 }
 
 impl Round {
     fn new(subscribers: usize) -> Arc<Self> {
-        Arc::new(Self { received: AtomicUsize::new(0), subscribers, all_received: Notify::new() })
+        let shards = (0..SHARDS.min(subscribers))
+            .map(|k| Shard { received: AtomicUsize::new(0), subscribers: (subscribers - k).div_ceil(SHARDS) })
+            .collect();
+        Arc::new(Self { subscribers, shards, shards_done: AtomicUsize::new(0), all_received: Notify::new() })
     }
 
-    fn hit(&self) {
-        if self.received.fetch_add(1, Ordering::AcqRel) + 1 == self.subscribers {
-            // Stores a permit if the measuring loop is not waiting yet: no wake-up is lost.
-            self.all_received.notify_one();
+    /// The counter of subscriber `i`.
+    fn receipts(self: &Arc<Self>, i: usize) -> Receipts {
+        Receipts { round: self.clone(), shard: i % SHARDS }
+    }
+
+    fn reset(&self) {
+        for shard in &self.shards {
+            shard.received.store(0, Ordering::Relaxed);
         }
+        self.shards_done.store(0, Ordering::Release);
     }
 
     /// Times `iters` rounds of `publish` followed by every subscriber's receipt.
     async fn measure(&self, iters: u64, publish: impl Fn()) -> Duration {
         let start = Instant::now();
         for _ in 0..iters {
-            self.received.store(0, Ordering::Release);
+            self.reset();
             publish();
             self.all_received.notified().await;
         }
@@ -101,13 +141,13 @@ impl Fanout for Ssekit {
 fn ssekit(rt: &Runtime, round: &Arc<Round>) -> (Ssekit, Vec<JoinHandle<()>>) {
     let hub = Hub::builder().history(64).build();
     let tasks = (0..round.subscribers)
-        .map(|_| {
+        .map(|i| {
             let mut subscription = hub.subscribe("bench", Resume::Live).expect("subscribe");
-            let round = round.clone();
+            let receipts = round.receipts(i);
             rt.spawn(async move {
                 while let Some(chunk) = subscription.next().await {
                     black_box(chunk);
-                    round.hit();
+                    receipts.hit();
                 }
             })
         })
@@ -119,13 +159,13 @@ fn ssekit(rt: &Runtime, round: &Arc<Round>) -> (Ssekit, Vec<JoinHandle<()>>) {
 fn ssekit_sse(rt: &Runtime, round: &Arc<Round>) -> (Ssekit, Vec<JoinHandle<()>>) {
     let hub = Hub::builder().history(64).build();
     let tasks = (0..round.subscribers)
-        .map(|_| {
+        .map(|i| {
             let mut sse = hub.sse("bench", Resume::Live).expect("subscribe");
-            let round = round.clone();
+            let receipts = round.receipts(i);
             rt.spawn(async move {
                 while let Some(Ok(chunk)) = sse.next().await {
                     black_box(chunk);
-                    round.hit();
+                    receipts.hit();
                 }
             })
         })
@@ -164,16 +204,16 @@ fn payloads(rx: broadcast::Receiver<String>) -> impl futures_util::Stream<Item =
 fn broadcast_axum(rt: &Runtime, round: &Arc<Round>) -> (Broadcast, Vec<JoinHandle<()>>) {
     let (tx, _) = broadcast::channel(64);
     let tasks = (0..round.subscribers)
-        .map(|_| {
+        .map(|i| {
             let events =
                 payloads(tx.subscribe()).map(|payload| Ok::<_, Infallible>(AxumEvent::default().data(payload)));
             let response = AxumSse::new(events).keep_alive(KeepAlive::default()).into_response();
             let mut body = response.into_body().into_data_stream();
-            let round = round.clone();
+            let receipts = round.receipts(i);
             rt.spawn(async move {
                 while let Some(Ok(chunk)) = body.next().await {
                     black_box(chunk);
-                    round.hit();
+                    receipts.hit();
                 }
             })
         })
@@ -185,15 +225,15 @@ fn broadcast_axum(rt: &Runtime, round: &Arc<Round>) -> (Broadcast, Vec<JoinHandl
 fn broadcast_format(rt: &Runtime, round: &Arc<Round>) -> (Broadcast, Vec<JoinHandle<()>>) {
     let (tx, _) = broadcast::channel(64);
     let tasks = (0..round.subscribers)
-        .map(|_| {
+        .map(|i| {
             let mut rx = tx.subscribe();
-            let round = round.clone();
+            let receipts = round.receipts(i);
             rt.spawn(async move {
                 loop {
                     match rx.recv().await {
                         Ok(payload) => {
                             black_box(Bytes::from(format!("data: {payload}\n\n")));
-                            round.hit();
+                            receipts.hit();
                         }
                         Err(broadcast::error::RecvError::Lagged(_)) => continue,
                         Err(broadcast::error::RecvError::Closed) => break,
