@@ -419,7 +419,7 @@ impl<S: Source> Stream for Sse<S> {
         };
         if let (Some(timer), Some(waker)) = (this.timer.as_ref(), this.timer_waker.as_ref()) {
             // Armed no later than it must fire, not fired, and set to wake this task.
-            let target = [keep_alive_at(this.last_write, timer.deadline()), *this.end_at].into_iter().flatten().min();
+            let target = earliest(keep_alive_at(this.last_write, timer.deadline()), *this.end_at);
             if target.is_some_and(|target| timer.deadline() <= target)
                 && !timer.is_elapsed()
                 && waker.will_wake(cx.waker())
@@ -440,7 +440,7 @@ impl<S: Source> Stream for Sse<S> {
                 *this.last_write = Some(now);
                 return Poll::Ready(Some(Ok(Bytes::from_static(KEEP_ALIVE))));
             }
-            let Some(target) = [keep_alive_at, *this.end_at].into_iter().flatten().min() else {
+            let Some(target) = earliest(keep_alive_at, *this.end_at) else {
                 return Poll::Pending;
             };
             match this.timer {
@@ -459,6 +459,14 @@ impl<S: Source> Stream for Sse<S> {
                 Poll::Ready(()) => now = Instant::now(),
             }
         }
+    }
+}
+
+/// The earlier of two optional deadlines.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
