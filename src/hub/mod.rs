@@ -32,6 +32,10 @@
 //! [`HubBuilder::max_bytes`] bytes; the hub holds at most
 //! [`HubBuilder::max_topics`] topics. A topic with no subscriber and no retained
 //! event (none published, or all older than [`HubBuilder::max_age`]) is dropped.
+//!
+//! Besides, each thread that polls subscriptions keeps the last chunk it read
+//! (at most 64 KiB), so that the other subscribers it serves after a publish
+//! share it instead of each locking the log.
 
 mod event_id;
 mod log;
