@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
+use futures_core::Stream;
+
 use super::recent::{self, Chunk, Place};
 use super::topic::State;
 use super::wakers::Registration;
 use super::{EventId, LagPolicy, Read, ResetReason, Shared, SubscribeError, Topic};
 use crate::Resume;
-use bytes::Bytes;
-use futures_core::Stream;
 
 /// Largest chunk a subscription yields when several frames are ready; one frame
 /// larger than this is yielded whole.
