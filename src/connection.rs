@@ -449,7 +449,15 @@ impl<S: Source> Stream for Sse<S> {
                 Some(_) => {}
             }
             let timer = this.timer.as_mut().expect("armed above");
+            // A task out of its coop budget gets `Pending` from the timer without
+            // the timer registering anything: then the fast path above must not
+            // trust it, and the next poll polls the timer again.
+            let registers = tokio::task::coop::has_budget_remaining();
             match timer.as_mut().poll(cx) {
+                Poll::Pending if !registers => {
+                    *this.timer_waker = None;
+                    return Poll::Pending;
+                }
                 Poll::Pending => {
                     if !this.timer_waker.as_ref().is_some_and(|waker| waker.will_wake(cx.waker())) {
                         *this.timer_waker = Some(cx.waker().clone());

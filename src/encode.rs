@@ -228,6 +228,9 @@ impl Lines {
                 has_cr |= text[end] == b'\r';
                 from = next;
             }
+            if breaks.next().is_none() {
+                return lines(count, break_bytes, has_cr, true);
+            }
         }
         // Short text, or many lines: counted, not recorded. memchr counts one byte
         // with SIMD; only text with CR needs the pairwise walk.

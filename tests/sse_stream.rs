@@ -282,3 +282,42 @@ async fn keep_alive_wakes_the_task_polling_now() {
     assert!(!first.0.load(Ordering::SeqCst), "the task that let go is not");
     assert_eq!(sse.next().await.unwrap().unwrap(), KEEP_ALIVE);
 }
+
+/// Polls `sse` once, idle, from a task that has just spent its coop budget (a busy
+/// `select!` loop over a channel, say), and returns its next item, which must come within the
+/// patience.
+async fn idle_poll_after_spent_budget(
+    mut sse: Sse<impl ssekit::Source + Unpin>,
+) -> Option<Result<bytes::Bytes, BoxError>> {
+    use std::task::Poll;
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    for _ in 0..1000 {
+        tx.send(()).unwrap();
+    }
+    std::future::poll_fn(|cx| {
+        while let Poll::Ready(Some(())) = rx.poll_recv(cx) {}
+        assert!(sse.poll_next_unpin(cx).is_pending());
+        Poll::Ready(())
+    })
+    .await;
+    timeout(PATIENCE, sse.next()).await.expect("the stream moves on within the patience")
+}
+
+/// The keep-alive timer is armed for real even when first polled without coop budget
+/// (tokio's timer then answers `Pending` without registering).
+#[tokio::test(start_paused = true)]
+async fn keep_alive_and_lifetime_survive_a_spent_coop_budget() {
+    let keep_alive = SseConfig::new().keep_alive(Some(Duration::from_secs(1)));
+    let sse = Sse::new(stream::pending::<Event>()).with_config(keep_alive.clone());
+    assert_eq!(idle_poll_after_spent_budget(sse).await.unwrap().unwrap(), KEEP_ALIVE);
+
+    let lifetime = no_keep_alive().max_lifetime(Duration::from_secs(1), Duration::ZERO);
+    let sse = Sse::new(stream::pending::<Event>()).with_config(lifetime);
+    assert!(idle_poll_after_spent_budget(sse).await.is_none());
+
+    // The second idle period: the timer fired once and is reset.
+    let mut sse = Sse::new(stream::pending::<Event>()).with_config(keep_alive);
+    assert_eq!(sse.next().await.unwrap().unwrap(), KEEP_ALIVE);
+    assert_eq!(idle_poll_after_spent_budget(sse).await.unwrap().unwrap(), KEEP_ALIVE);
+}

@@ -14,8 +14,9 @@
 //! was still encoded once; this is one copy per thread, not per subscriber.)
 //!
 //! An entry is valid for one topic, one version of its state and one position:
-//! any change to the log bumps the version, so an entry is never used for a
-//! state it was not read from. It holds at most [`MAX_CHUNK`] bytes per thread.
+//! every append, load or restart of a log bumps the version (only the expiry of
+//! a topic without subscribers does not), so an entry is never used for a state
+//! it was not read from. It holds at most [`MAX_CHUNK`] bytes per thread.
 
 use std::cell::RefCell;
 

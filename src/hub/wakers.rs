@@ -13,8 +13,10 @@
 //!
 //! The set is a slab, `Vec<Option<Waker>>` with a free list, behind a mutex
 //! (tokio's `Notify` keeps an intrusive list, which needs `unsafe`; this crate
-//! forbids it). It holds one slot per subscriber that was ever polled and is
-//! not dropped, and is emptied when the last one leaves.
+//! forbids it). It holds one slot per subscriber that was polled and is not
+//! dropped; slots freed are reused, and the memory is given back when the last
+//! subscriber leaves. Until then it keeps the size of the topic's peak number of
+//! subscribers, and a publish walks every slot, used or free.
 
 use std::sync::{Mutex, MutexGuard};
 use std::task::Waker;
@@ -58,7 +60,9 @@ impl Wakers {
             Some(registration) if registration.waker.will_wake(waker) => {}
             Some(registration) => {
                 registration.waker = waker.clone();
-                self.slots().wakers[registration.key] = Some(waker.clone());
+                let old = self.slots().wakers[registration.key].replace(waker.clone());
+                // Dropped after the lock: dropping a waker may run any code.
+                drop(old);
             }
             None => {
                 let mut slots = self.slots();
@@ -80,12 +84,13 @@ impl Wakers {
     /// Removes a registration (its subscriber is dropped).
     pub(crate) fn unregister(&self, registration: Registration) {
         let mut slots = self.slots();
-        slots.wakers[registration.key] = None;
+        let old = slots.wakers[registration.key].take();
         slots.free.push(registration.key);
-        if slots.free.len() == slots.wakers.len() {
-            // The last one left: give the memory back.
-            *slots = Slots::default();
-        }
+        // The last one left: give the memory back.
+        let all = (slots.free.len() == slots.wakers.len()).then(|| std::mem::take(&mut *slots));
+        drop(slots);
+        // Wakers are dropped after the lock: dropping one may run any code.
+        drop((old, all, registration));
     }
 
     /// Wakes every registered waker; call it after the change it announces.
