@@ -8,9 +8,9 @@
 //! profile of `benches/fanout.rs` at 10 000 subscribers, the lock was a tenth
 //! of all the time).
 //!
-//! A small chunk is kept as this thread's own copy: the subscribers on the
+//! A small frame is kept as this thread's own copy: the subscribers on the
 //! thread then share a reference count that no other thread touches, where the
-//! frame's own count is written by every thread on every delivery. (The frame
+//! log's frame has its count written by every thread on every delivery. (The frame
 //! was still encoded once; this is one copy per thread, not per subscriber.)
 //!
 //! An entry is valid for one topic, one version of its state and one position:
@@ -26,7 +26,9 @@ use bytes::Bytes;
 /// writing them, and a thread should not pin much memory.
 const MAX_CHUNK: usize = 64 * 1024;
 
-/// Chunks up to this size are kept as a copy of the thread's own.
+/// A frame up to this size, shared with the log, is kept as a copy of the
+/// thread's own. (A chunk of several frames was built by this reader and is
+/// this thread's already.)
 const MAX_COPY: usize = 2 * 1024;
 
 /// Where a chunk was read from: topic, version of its state, epoch and offset.
@@ -63,7 +65,8 @@ pub(crate) fn get(place: Place) -> Option<Chunk> {
 /// returns what to yield: the thread's copy if one was made.
 pub(crate) fn put(place: Place, mut chunk: Chunk) -> Chunk {
     if chunk.frames.len() <= MAX_CHUNK {
-        if chunk.frames.len() <= MAX_COPY {
+        let shared_with_log = chunk.next == place.cursor + 1;
+        if shared_with_log && chunk.frames.len() <= MAX_COPY {
             chunk.frames = Bytes::copy_from_slice(&chunk.frames);
         }
         // During thread teardown there is nothing to keep it for.
@@ -94,6 +97,12 @@ mod tests {
             assert!(get(other).is_none(), "{other:?}");
         }
         std::thread::spawn(move || assert!(get(place).is_none(), "per thread")).join().unwrap();
+
+        // Several frames are a batch this reader built: yielded as is.
+        let batch = Bytes::from_static(b"data: x\n\ndata: y\n\n");
+        let chunk = put(Place { cursor: 7, ..place }, Chunk { frames: batch.clone(), next: 9, caught_up: true });
+        assert_eq!(chunk.frames.as_ptr(), batch.as_ptr(), "a batch is not copied again");
+        put(place, Chunk { frames: frames.clone(), next: 5, caught_up: true });
 
         let large = Bytes::from(vec![b'x'; MAX_CHUNK + 1]);
         let chunk = put(Place { cursor: 5, ..place }, Chunk { frames: large.clone(), next: 6, caught_up: true });
