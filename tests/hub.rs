@@ -206,7 +206,9 @@ async fn malformed_ids_reset() {
         after("not-an-id"),
         after("3"),
         after(format!("{epoch:x}-01")),
-        after(format!("{epoch:X}-1")),
+        // (Uppercase hex is tested in `tests/hostile.rs`, on an epoch known to have a letter:
+        // a random epoch may be all digits, and then its uppercase form is the canonical id.)
+        after(format!("{epoch:x}-1-1")),
         after(""),
         Resume::Invalid(LastEventIdError::InvalidUtf8),
         Resume::Invalid(LastEventIdError::ControlCharacter),
