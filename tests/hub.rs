@@ -521,6 +521,35 @@ async fn on_close_runs_on_drop() {
     assert_eq!(hub.subscribers("t"), 0);
 }
 
+/// A waker that drops a subscription when woken.
+struct DropOnWake(Mutex<Option<Subscription>>);
+
+impl std::task::Wake for DropOnWake {
+    fn wake(self: Arc<Self>) {
+        self.0.lock().unwrap().take();
+    }
+}
+
+#[test]
+fn a_waker_may_drop_a_subscription_while_the_hub_closes() {
+    // Dropping the last subscriber of a topic takes the hub's topics lock, so
+    // `close` must not hold it while it wakes.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let hub = Hub::new();
+        let mut woken = hub.subscribe("a", Resume::Live).unwrap();
+        let other = hub.subscribe("b", Resume::Live).unwrap();
+        let waker = std::task::Waker::from(Arc::new(DropOnWake(Mutex::new(Some(other)))));
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(woken.poll_next_unpin(&mut cx).is_pending());
+        hub.close();
+        assert_eq!(hub.subscribers("b"), 0, "the subscription was dropped");
+        assert_eq!((hub.metrics().subscribers, hub.metrics().topics), (1, 1), "and its empty topic with it");
+        let _ = done.send(());
+    });
+    finished.recv_timeout(PATIENCE).expect("close returns");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_ends_every_subscription() {
     let hub = Hub::new();

@@ -482,7 +482,10 @@ impl Shared {
 
     fn close(&self) {
         self.shutdown.trigger();
-        for topic in self.topics().values() {
+        // Woken after the topics lock is released: a waker may run any code,
+        // even code that drops a subscription and so takes that lock.
+        let topics: Vec<_> = self.topics().values().cloned().collect();
+        for topic in topics {
             topic.wake();
         }
     }

@@ -14,10 +14,12 @@
 //! The set is a slab, `Vec<Option<Waker>>` with a free list, behind a mutex
 //! (tokio's `Notify` keeps an intrusive list, which needs `unsafe`; this crate
 //! forbids it). It holds one slot per subscriber that was polled and is not
-//! dropped; slots freed are reused, and the memory is given back when the last
-//! subscriber leaves. Until then it keeps the size of the topic's peak number of
-//! subscribers, and a publish walks every slot, used or free.
+//! dropped. A new subscriber takes the lowest free slot, and free slots at the
+//! end are cut off, so the slab stays as long as its highest slot in use, not
+//! as the topic's peak number of subscribers: a publish walks that far, and
+//! spare capacity is given back once three quarters of it are unused.
 
+use std::collections::BTreeSet;
 use std::sync::{Mutex, MutexGuard};
 use std::task::Waker;
 
@@ -34,7 +36,10 @@ pub(crate) struct Wakers {
 #[derive(Debug, Default)]
 struct Slots {
     wakers: Vec<Option<Waker>>,
-    free: Vec<usize>,
+    /// The free slots below the last one in use; the lowest is reused first, so
+    /// that the slots in use gather at the start and the end can be cut off.
+    /// (Registering and leaving are once per subscriber, not per event.)
+    free: BTreeSet<usize>,
 }
 
 /// A subscriber's place in a [`Wakers`] set, and the waker it holds there.
@@ -42,6 +47,20 @@ struct Slots {
 pub(crate) struct Registration {
     key: usize,
     waker: Waker,
+}
+
+impl Slots {
+    /// Cuts off the free slots at the end, and gives back the capacity when
+    /// three quarters of it are unused (all of it when no slot is in use).
+    fn trim(&mut self) {
+        while let Some(None) = self.wakers.last() {
+            self.wakers.pop();
+            self.free.remove(&self.wakers.len());
+        }
+        if self.wakers.len() * 4 < self.wakers.capacity() {
+            self.wakers.shrink_to(self.wakers.len() * 2);
+        }
+    }
 }
 
 impl Wakers {
@@ -66,7 +85,7 @@ impl Wakers {
             }
             None => {
                 let mut slots = self.slots();
-                let key = match slots.free.pop() {
+                let key = match slots.free.pop_first() {
                     Some(key) => {
                         slots.wakers[key] = Some(waker.clone());
                         key
@@ -85,12 +104,11 @@ impl Wakers {
     pub(crate) fn unregister(&self, registration: Registration) {
         let mut slots = self.slots();
         let old = slots.wakers[registration.key].take();
-        slots.free.push(registration.key);
-        // The last one left: give the memory back.
-        let all = (slots.free.len() == slots.wakers.len()).then(|| std::mem::take(&mut *slots));
+        slots.free.insert(registration.key);
+        slots.trim();
         drop(slots);
         // Wakers are dropped after the lock: dropping one may run any code.
-        drop((old, all, registration));
+        drop((old, registration));
     }
 
     /// Wakes every registered waker; call it after the change it announces.
@@ -191,10 +209,13 @@ mod tests {
         for (i, (count, _)) in counts.iter().enumerate() {
             assert_eq!(woken(count), i % 2, "waker {i}");
         }
+        // The last slot was freed and cut off; the lowest free slot is reused.
+        assert_eq!(len(&wakers), (counts.len() - 1, counts.len() / 2));
         let (late, late_waker) = counting();
         let mut late_registration = None;
         wakers.register(&mut late_registration, &late_waker);
-        assert_eq!(len(&wakers).0, counts.len(), "a free slot is reused");
+        assert_eq!(late_registration.as_ref().unwrap().key, 0, "the lowest free slot is reused");
+        assert_eq!(len(&wakers).0, counts.len() - 1);
         wakers.wake_all();
         assert_eq!(woken(&late), 1);
 
@@ -205,5 +226,36 @@ mod tests {
         assert_eq!(len(&wakers), (0, 0));
         assert_eq!(wakers.slots().wakers.capacity(), 0);
         wakers.wake_all();
+    }
+
+    #[test]
+    fn the_slab_shrinks_to_its_highest_slot_in_use() {
+        let wakers = Wakers::default();
+        let (_, waker) = counting();
+        let register = || {
+            let mut registration = None;
+            wakers.register(&mut registration, &waker);
+            registration.unwrap()
+        };
+        let mut registrations: Vec<_> = (0..1000).map(|_| register()).collect();
+        // The last one stays: the slab cannot move it, so it keeps its length.
+        let last = registrations.pop().unwrap();
+        for registration in registrations.drain(..) {
+            wakers.unregister(registration);
+        }
+        assert_eq!(len(&wakers), (1000, 999));
+        // Newcomers fill the lowest holes, not the end.
+        registrations.extend((0..10).map(|_| register()));
+        assert_eq!(registrations.iter().map(|r| r.key).collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
+        assert_eq!(len(&wakers), (1000, 989));
+        // Once the last slot is free the end is cut off down to the highest in use,
+        // and the spare capacity is given back.
+        wakers.unregister(last);
+        assert_eq!(len(&wakers), (10, 0));
+        assert!(wakers.slots().wakers.capacity() <= 20, "{}", wakers.slots().wakers.capacity());
+        for registration in registrations {
+            wakers.unregister(registration);
+        }
+        assert_eq!(len(&wakers), (0, 0));
     }
 }
