@@ -482,6 +482,28 @@ async fn expired_topics_are_swept_to_make_room() {
 }
 
 #[tokio::test]
+async fn a_topic_that_expires_after_its_last_subscriber_left_makes_room() {
+    let hub = Hub::builder().max_topics(2).max_age(Duration::from_millis(20)).build();
+    let _forever = hub.subscribe("busy", Resume::Live).unwrap();
+    let subscription = hub.subscribe("old", Resume::Live).unwrap();
+    hub.publish("old", data("x")).unwrap();
+    drop(subscription);
+    assert_eq!(hub.metrics().topics, 2, "kept while its event is retained");
+    assert_eq!(hub.subscribe("new", Resume::Live).unwrap_err(), SubscribeError::Topic(TopicError::Limit { limit: 2 }));
+    // Wait (bounded) until the event is older than the age limit; the topic then makes room.
+    let mut subscribed = None;
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if let Ok(subscription) = hub.subscribe("new", Resume::Live) {
+            subscribed = Some(subscription);
+            break;
+        }
+    }
+    assert!(subscribed.is_some(), "the expired topic was swept");
+    assert_eq!((hub.metrics().topics, hub.subscribers("busy")), (2, 1));
+}
+
+#[tokio::test]
 async fn subscriber_counts_are_exact() {
     let hub = Hub::new();
     let mut subs = Vec::new();

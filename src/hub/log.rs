@@ -111,6 +111,13 @@ impl Log {
         self.entries.is_empty()
     }
 
+    /// When [`Log::expire`] will find the log empty: once its newest frame is
+    /// older than the age limit. `None` without an age limit, when empty, or
+    /// past what `Instant` can hold.
+    pub(crate) fn expires_at(&self) -> Option<Instant> {
+        self.entries.back()?.at.checked_add(self.limits.max_age?)
+    }
+
     fn pop(&mut self) {
         if let Some(entry) = self.entries.pop_front() {
             self.bytes -= entry.frame.len();
@@ -194,7 +201,12 @@ mod tests {
         let mut log = Log::new(Limits { max_events: 10, max_bytes: 100, max_age: Some(Duration::from_secs(1)) });
         log.append(Bytes::from("a"), start);
         assert!(!log.expire(start + Duration::from_secs(1)));
+        assert_eq!(log.expires_at(), Some(start + Duration::from_secs(1)));
         assert!(log.expire(start + Duration::from_secs(2)));
+        assert_eq!(log.expires_at(), None, "empty");
+        let mut forever = Log::new(Limits { max_events: 10, max_bytes: 100, max_age: Some(Duration::MAX) });
+        forever.append(Bytes::from("a"), start);
+        assert_eq!(forever.expires_at(), None, "beyond what an Instant holds");
         assert_eq!((log.first(), log.next()), (2, 2));
     }
 }

@@ -43,9 +43,9 @@ mod metrics;
 mod recent;
 mod subscription;
 mod topic;
+mod topics;
 mod wakers;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
@@ -64,6 +64,7 @@ use metrics::Counters;
 pub(crate) use topic::Topic;
 #[cfg(feature = "redis")]
 pub(crate) use topic::new_epoch;
+use topics::Topics;
 
 /// Room for `id: <id>\n\n` after an event's body.
 const ID_TAIL: usize = ID.len() + EventId::MAX_LEN + 2;
@@ -97,7 +98,7 @@ pub struct Hub {
 }
 
 pub(crate) struct Shared {
-    topics: RwLock<HashMap<Arc<str>, Arc<Topic>>>,
+    topics: RwLock<Topics>,
     config: HubBuilder,
     shutdown: Shutdown,
     final_frame: OnceLock<Bytes>,
@@ -399,11 +400,11 @@ impl fmt::Debug for Hub {
 }
 
 impl Shared {
-    fn topics(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Arc<str>, Arc<Topic>>> {
+    fn topics(&self) -> std::sync::RwLockReadGuard<'_, Topics> {
         self.topics.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn topics_mut(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Arc<str>, Arc<Topic>>> {
+    fn topics_mut(&self) -> std::sync::RwLockWriteGuard<'_, Topics> {
         self.topics.write().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -425,8 +426,9 @@ impl Shared {
             with(topic);
             return Ok(topic.clone());
         }
+        let now = Instant::now();
         if topics.len() >= self.config.max_topics {
-            Self::sweep_locked(&mut topics);
+            topics.make_room(now);
             if topics.len() >= self.config.max_topics {
                 return Err(TopicError::Limit { limit: self.config.max_topics });
             }
@@ -434,7 +436,7 @@ impl Shared {
         let name: Arc<str> = name.into();
         let topic = Arc::new(Topic::new(name.clone(), self.config.limits, self.replica.is_some()));
         with(&topic);
-        topics.insert(name.clone(), topic.clone());
+        topics.add(topic.clone(), now);
         if let Some(replica) = &self.replica {
             let mut loads = replica.loads.lock().unwrap_or_else(|e| e.into_inner());
             loads.insert(name);
@@ -453,31 +455,12 @@ impl Shared {
     fn release(&self, topic: &Topic) {
         let mut topics = self.topics_mut();
         if topic.subscribers() == 0 {
-            Self::drop_if_idle(&mut topics, topic, Instant::now());
+            topics.drop_if_idle(topic, Instant::now());
         }
     }
 
     fn sweep(&self) {
-        Self::sweep_locked(&mut self.topics_mut());
-    }
-
-    fn sweep_locked(topics: &mut HashMap<Arc<str>, Arc<Topic>>) {
-        let now = Instant::now();
-        let idle: Vec<_> = topics.values().filter(|t| t.subscribers() == 0).cloned().collect();
-        for topic in idle {
-            Self::drop_if_idle(topics, &topic, now);
-        }
-    }
-
-    /// With the topics lock held and no subscriber on `topic`: drops it if its log
-    /// holds nothing (after expiry), or if it is a replica (the shared log keeps
-    /// the events; the topic is loaded again on its next subscriber).
-    fn drop_if_idle(topics: &mut HashMap<Arc<str>, Arc<Topic>>, topic: &Topic, now: Instant) {
-        let mut state = topic.write();
-        if !state.removed && (state.log.expire(now) || topic.replica) {
-            state.removed = true;
-            topics.remove(&topic.name);
-        }
+        self.topics_mut().sweep(Instant::now());
     }
 
     fn close(&self) {
@@ -639,7 +622,13 @@ impl HubBuilder {
         self
     }
 
-    /// Topics held at most; creating one more is an error.
+    /// Topics held at most; creating one more is an error
+    /// ([`TopicError::Limit`]) unless an idle topic can be dropped to make room.
+    ///
+    /// At the limit, a refusal is as cheap as a look-up: the hub sweeps its
+    /// topics only once an idle one can have expired (see
+    /// [`HubBuilder::max_age`]), not on every attempt, so clients asking for new
+    /// topic names cannot make it scan them all on every request.
     pub fn max_topics(&mut self, topics: usize) -> &mut Self {
         self.max_topics = topics;
         self

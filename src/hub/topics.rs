@@ -1,0 +1,149 @@
+//! [`Topics`]: the hub's topics by name, and the sweep that drops idle ones.
+//!
+//! A topic with no subscriber is dropped once its log holds nothing (all its
+//! events are older than the age limit), or at once if it is a replica (the
+//! shared log keeps its events). Topics are checked when they lose their last
+//! subscriber and, all of them, when the topic limit is reached.
+//!
+//! That full sweep costs one pass over every topic under the hub's write lock.
+//! Clients choose topic names, so at the limit they could have it run on every
+//! request; instead the map keeps the earliest moment a sweep could drop
+//! anything ([`Topics::next_sweep`]), and a sweep before then is skipped.
+
+use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::Topic;
+
+#[derive(Debug, Default)]
+pub(crate) struct Topics {
+    map: HashMap<Arc<str>, Arc<Topic>>,
+    /// No topic kept now can be dropped by a sweep before this moment; `None`:
+    /// none can until one loses its last subscriber or is created without one.
+    ///
+    /// It may be early (a sweep then finds nothing and sets it again), never
+    /// late: every way a topic becomes idle lowers it.
+    next_sweep: Option<Instant>,
+}
+
+impl Deref for Topics {
+    type Target = HashMap<Arc<str>, Arc<Topic>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl DerefMut for Topics {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.map
+    }
+}
+
+impl Topics {
+    /// Adds `topic`, created just now. One created without a subscriber (by a
+    /// publish) is idle from the start: the next sweep looks at it.
+    pub(crate) fn add(&mut self, topic: Arc<Topic>, now: Instant) {
+        if topic.subscribers() == 0 {
+            self.note(Some(now));
+        }
+        self.map.insert(topic.name.clone(), topic);
+    }
+
+    /// Makes room at the topic limit: sweeps if a sweep could drop anything now.
+    pub(crate) fn make_room(&mut self, now: Instant) {
+        if self.next_sweep.is_some_and(|at| at <= now) {
+            self.sweep(now);
+        }
+    }
+
+    /// Drops every idle topic that can go, and notes when the others can.
+    pub(crate) fn sweep(&mut self, now: Instant) {
+        self.next_sweep = None;
+        let idle: Vec<_> = self.map.values().filter(|t| t.subscribers() == 0).cloned().collect();
+        for topic in idle {
+            self.drop_if_idle(&topic, now);
+        }
+    }
+
+    /// With no subscriber on `topic`: drops it if its log holds nothing (after
+    /// expiry), or if it is a replica (the shared log keeps the events; the topic
+    /// is loaded again on its next subscriber). Otherwise notes when its log
+    /// will have expired.
+    pub(crate) fn drop_if_idle(&mut self, topic: &Topic, now: Instant) {
+        let mut state = topic.write();
+        if state.removed {
+            return;
+        }
+        if state.log.expire(now) || topic.replica {
+            state.removed = true;
+            self.map.remove(&topic.name);
+        } else {
+            self.note(state.log.expires_at());
+        }
+    }
+
+    /// Lowers [`Topics::next_sweep`] to `at`.
+    fn note(&mut self, at: Option<Instant>) {
+        if let Some(at) = at {
+            self.next_sweep = Some(self.next_sweep.map_or(at, |next| next.min(at)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::hub::log::Limits;
+
+    fn topic(name: &str, max_age: Option<Duration>, published: Option<Instant>) -> Arc<Topic> {
+        let topic = Arc::new(Topic::new(name.into(), Limits { max_events: 10, max_bytes: 1000, max_age }, false));
+        if let Some(at) = published {
+            topic.write().log.append(Bytes::from_static(b"data: x\n\n"), at);
+        }
+        topic
+    }
+
+    #[test]
+    fn a_sweep_is_due_only_when_an_idle_topic_can_be_dropped() {
+        let age = Duration::from_secs(10);
+        // In the future, so that times before it are valid `Instant`s.
+        let start = Instant::now() + age;
+        let mut topics = Topics::default();
+        assert_eq!(topics.next_sweep, None);
+
+        // Created by a publish: looked at by the next sweep, which keeps it until
+        // its event is older than the age limit.
+        topics.add(topic("a", Some(age), Some(start)), start);
+        assert_eq!(topics.next_sweep, Some(start));
+        topics.make_room(start);
+        assert_eq!((topics.len(), topics.next_sweep), (1, Some(start + age)));
+        topics.make_room(start + age / 2);
+        assert_eq!(topics.next_sweep, Some(start + age), "not due: nothing to drop");
+
+        // The earliest expiry counts; a topic without an age limit never expires.
+        topics.add(topic("b", Some(age), Some(start - age / 2)), start);
+        topics.add(topic("c", None, Some(start)), start);
+        topics.sweep(start);
+        assert_eq!((topics.len(), topics.next_sweep), (3, Some(start + age / 2)));
+        topics.make_room(start + age + Duration::from_secs(1));
+        assert_eq!(topics.len(), 1, "both expired topics went");
+        assert_eq!(topics.next_sweep, None, "the one left never expires");
+
+        // A topic with a subscriber is not idle; once it leaves, `drop_if_idle`
+        // notes the expiry.
+        let d = topic("d", Some(age), Some(start));
+        d.add_subscriber();
+        topics.add(d.clone(), start);
+        assert_eq!(topics.next_sweep, None);
+        assert!(d.remove_subscriber(), "the last one");
+        topics.drop_if_idle(&d, start);
+        assert_eq!((topics.len(), topics.next_sweep), (2, Some(start + age)));
+    }
+}
