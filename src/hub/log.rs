@@ -68,6 +68,10 @@ impl Log {
     /// caller has checked `frame.len() <= max_bytes`.
     pub(crate) fn append(&mut self, frame: Bytes, now: Instant) -> u64 {
         let offset = self.next;
+        // Publishers read the clock before they take the lock, so they may come
+        // in out of time order: entries are kept in time order, so that the
+        // newest is the last (for `expires_at`) and expiry from the front is exact.
+        let now = self.entries.back().map_or(now, |last| last.at.max(now));
         self.bytes += frame.len();
         self.entries.push_back(Entry { frame, at: now });
         self.next += 1;
@@ -111,8 +115,8 @@ impl Log {
         self.entries.is_empty()
     }
 
-    /// When [`Log::expire`] will find the log empty: once its newest frame is
-    /// older than the age limit. `None` without an age limit, when empty, or
+    /// After which [`Log::expire`] finds the log empty: when its newest frame is
+    /// older than the age limit from then on. `None` without an age limit, when empty, or
     /// past what `Instant` can hold.
     pub(crate) fn expires_at(&self) -> Option<Instant> {
         self.entries.back()?.at.checked_add(self.limits.max_age?)
@@ -204,9 +208,23 @@ mod tests {
         assert_eq!(log.expires_at(), Some(start + Duration::from_secs(1)));
         assert!(log.expire(start + Duration::from_secs(2)));
         assert_eq!(log.expires_at(), None, "empty");
+        assert_eq!((log.first(), log.next()), (2, 2));
         let mut forever = Log::new(Limits { max_events: 10, max_bytes: 100, max_age: Some(Duration::MAX) });
         forever.append(Bytes::from("a"), start);
         assert_eq!(forever.expires_at(), None, "beyond what an Instant holds");
-        assert_eq!((log.first(), log.next()), (2, 2));
+    }
+
+    #[test]
+    fn appends_out_of_time_order_expire_with_the_newest() {
+        // A publisher that read the clock later may take the lock first.
+        let start = Instant::now();
+        let age = Duration::from_secs(10);
+        let mut log = Log::new(Limits { max_events: 10, max_bytes: 100, max_age: Some(age) });
+        log.append(Bytes::from("b"), start + Duration::from_secs(1));
+        log.append(Bytes::from("a"), start);
+        assert_eq!(log.expires_at(), Some(start + Duration::from_secs(1) + age));
+        assert!(!log.expire(start + age + Duration::from_millis(500)), "the newer entry is retained");
+        assert!(log.expire(start + age + Duration::from_secs(2)));
+        assert_eq!((log.first(), log.next()), (3, 3));
     }
 }

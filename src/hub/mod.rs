@@ -356,8 +356,9 @@ impl Hub {
     }
 
     /// Drops every topic that has no subscriber and no retained event. The hub
-    /// does this by itself when a topic loses its last subscriber and when the
-    /// topic limit is reached; call it to return memory sooner with
+    /// does this by itself when a topic loses its last subscriber and, once an
+    /// idle topic can have expired, when the topic limit is reached; call it to
+    /// return memory sooner with
     /// [`HubBuilder::max_age`].
     pub fn sweep(&self) {
         self.shared.sweep();
@@ -625,10 +626,11 @@ impl HubBuilder {
     /// Topics held at most; creating one more is an error
     /// ([`TopicError::Limit`]) unless an idle topic can be dropped to make room.
     ///
-    /// At the limit, a refusal is as cheap as a look-up: the hub sweeps its
-    /// topics only once an idle one can have expired (see
-    /// [`HubBuilder::max_age`]), not on every attempt, so clients asking for new
-    /// topic names cannot make it scan them all on every request.
+    /// At the limit, a refusal is usually as cheap as a look-up: the hub sweeps
+    /// its topics only once an idle one can have expired (see
+    /// [`HubBuilder::max_age`]) or was created by a publish, not on every
+    /// attempt, so clients asking for new topic names cannot make it scan them
+    /// all on every request.
     pub fn max_topics(&mut self, topics: usize) -> &mut Self {
         self.max_topics = topics;
         self

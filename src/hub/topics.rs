@@ -11,7 +11,7 @@
 //! anything ([`Topics::next_sweep`]), and a sweep before then is skipped.
 
 use std::collections::HashMap;
-use std::ops::{Deref, DerefMut};
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,17 +28,13 @@ pub(crate) struct Topics {
     next_sweep: Option<Instant>,
 }
 
+/// Read access to the map; every change goes through the methods below, which
+/// keep `next_sweep`.
 impl Deref for Topics {
     type Target = HashMap<Arc<str>, Arc<Topic>>;
 
     fn deref(&self) -> &Self::Target {
         &self.map
-    }
-}
-
-impl DerefMut for Topics {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.map
     }
 }
 

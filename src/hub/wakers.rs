@@ -65,7 +65,9 @@ impl Slots {
 
 impl Wakers {
     fn slots(&self) -> MutexGuard<'_, Slots> {
-        // Every update is one assignment or push: a poisoned lock is consistent.
+        // No waker code runs while an update is half done (wakers are cloned
+        // before the updates that store them, and dropped after the lock), so a
+        // poisoned lock is consistent.
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -79,22 +81,25 @@ impl Wakers {
             Some(registration) if registration.waker.will_wake(waker) => {}
             Some(registration) => {
                 registration.waker = waker.clone();
-                let old = self.slots().wakers[registration.key].replace(waker.clone());
+                let stored = waker.clone();
+                let old = self.slots().wakers[registration.key].replace(stored);
                 // Dropped after the lock: dropping a waker may run any code.
                 drop(old);
             }
             None => {
+                let stored = Some(waker.clone());
                 let mut slots = self.slots();
                 let key = match slots.free.pop_first() {
                     Some(key) => {
-                        slots.wakers[key] = Some(waker.clone());
+                        slots.wakers[key] = stored;
                         key
                     }
                     None => {
-                        slots.wakers.push(Some(waker.clone()));
+                        slots.wakers.push(stored);
                         slots.wakers.len() - 1
                     }
                 };
+                drop(slots);
                 *registration = Some(Registration { key, waker: waker.clone() });
             }
         }
