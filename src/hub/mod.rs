@@ -39,9 +39,12 @@
 
 mod event_id;
 mod log;
+#[cfg(all(test, ssekit_loom))]
+mod loom;
 mod metrics;
 mod recent;
 mod subscription;
+mod sync;
 mod topic;
 mod topics;
 mod wakers;

@@ -1,9 +1,10 @@
 //! One topic: its log, its epoch, the subscribers waiting on it.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use super::log::{Limits, Log};
+use super::sync::{AtomicU64, AtomicUsize, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use super::wakers::Wakers;
 
 #[derive(Debug)]
@@ -41,7 +42,8 @@ impl Topic {
     /// shared log (`replica: true`).
     pub(crate) fn new(name: Arc<str>, limits: Limits, replica: bool) -> Self {
         let epoch = if replica { 0 } else { new_epoch() };
-        static IDS: AtomicU64 = AtomicU64::new(0);
+        // Not part of any protocol between threads: std's atomic under loom too.
+        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Self {
             id: IDS.fetch_add(1, Ordering::Relaxed),
             name,

@@ -20,8 +20,9 @@
 //! spare capacity is given back once three quarters of it are unused.
 
 use std::collections::BTreeSet;
-use std::sync::{Mutex, MutexGuard};
 use std::task::Waker;
+
+use super::sync::{Mutex, MutexGuard};
 
 /// How many wakers are taken out per lock: wakers run outside the lock (a waker
 /// may do anything, even register again), and subscribers that come or go
@@ -144,17 +145,17 @@ impl Wakers {
     }
 }
 
+/// A waker that counts its wake-ups, for the tests here and the loom model.
 #[cfg(test)]
-mod tests {
+pub(crate) mod counting {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Wake;
+    use std::sync::atomic::Ordering;
+    use std::task::{Wake, Waker};
 
-    use super::*;
+    use crate::hub::sync::AtomicUsize;
 
-    /// A waker that counts its wake-ups.
     #[derive(Default)]
-    struct Count(AtomicUsize);
+    pub(crate) struct Count(AtomicUsize);
 
     impl Wake for Count {
         fn wake(self: Arc<Self>) {
@@ -162,14 +163,22 @@ mod tests {
         }
     }
 
-    fn counting() -> (Arc<Count>, Waker) {
+    /// A waker and its count.
+    pub(crate) fn counting() -> (Arc<Count>, Waker) {
         let count = Arc::new(Count::default());
         (count.clone(), Waker::from(count))
     }
 
-    fn woken(count: &Count) -> usize {
+    /// How many times `count`'s waker was woken.
+    pub(crate) fn woken(count: &Count) -> usize {
         count.0.load(Ordering::SeqCst)
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::counting::{counting, woken};
+    use super::*;
 
     fn len(wakers: &Wakers) -> (usize, usize) {
         let slots = wakers.slots();
