@@ -465,7 +465,9 @@ async fn restart_shows_the_reset_notice() {
         assert_eq!(types, ["message", "message", "message", "reset", "message", "message"]);
         let ids: Vec<String> = messages(&page).into_iter().map(|(id, _)| id).collect();
         assert_eq!(ids, [before, after].concat());
-        assert_eq!(page["opens"], 2);
+        // At least the one reconnect; one more if the browser came back before the old
+        // server stopped accepting, whose closed hub answered "try later".
+        assert!(page["opens"].as_u64() >= Some(2), "{}", page["opens"]);
         server.shutdown().await;
     })
     .await;
@@ -481,27 +483,12 @@ async fn restart_shows_the_reset_notice() {
 #[tokio::test(flavor = "multi_thread")]
 async fn retry_hint_is_honoured() {
     with_browser(async |browser| {
-        /// Waits (bounded) until the hub's topic `main` has `expected` subscribers.
-        async fn subscribers(hub: &Hub, expected: usize, what: &str) {
-            within(what, WAIT, async {
-                while hub.subscribers("main") != expected {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            })
-            .await;
-        }
-
         let stream =
             SseConfig::new().retry(Duration::from_millis(300)).max_lifetime(Duration::from_secs(1), Duration::ZERO);
         let server = Framework::Axum.start(hub(stream));
         browser.open(&server).await;
-        for _ in 1..=2 {
-            // The subscriber goes away when the stream ends, and comes back with
-            // the browser's next `/events` request.
-            subscribers(&server.hub, 0, "the stream to end").await;
-            subscribers(&server.hub, 1, "the browser to reconnect").await;
-        }
-        let page = browser.wait_js("3 opens", "return window.ssekit;", |page| page["opens"] == 3).await;
+        // Each stream ends after 1 s, and the browser opens the next one by itself.
+        let page = browser.wait_js("3 opens", "return window.ssekit;", |page| page["opens"].as_u64() >= Some(3)).await;
         assert_eq!(page["resets"], json!([]));
         server.shutdown().await;
 
@@ -509,7 +496,7 @@ async fn retry_hint_is_honoured() {
             SseConfig::new().retry(Duration::from_secs(60)).max_lifetime(Duration::from_secs(1), Duration::ZERO);
         let server = Framework::Axum.start(hub(stream));
         browser.open(&server).await;
-        subscribers(&server.hub, 0, "the stream to end").await;
+        support::wait_subscribers(&server.hub, "main", 0).await; // the stream ended
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert_eq!(server.hub.subscribers("main"), 0, "the browser came back before the 60 s hint");
         assert_eq!(browser.page().await["opens"], 1);

@@ -82,8 +82,9 @@ impl Drop for RedisServer {
 }
 
 async fn node(server: &RedisServer, history: usize) -> RedisHub {
+    // A timeout well above a round trip on a loaded machine: the tests `unwrap` publishes.
     let config =
-        RedisConfig::new(server.url()).timeout(Duration::from_millis(500)).resync_interval(Duration::from_millis(300));
+        RedisConfig::new(server.url()).timeout(Duration::from_secs(2)).resync_interval(Duration::from_millis(300));
     RedisHub::connect(config, Hub::builder().history(history)).await.unwrap()
 }
 
