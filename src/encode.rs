@@ -38,8 +38,7 @@ impl Event {
         self.check_encodable()?;
         // `with_capacity` allocates exactly, and a full buffer freezes into `Bytes`
         // without a second allocation.
-        let mut breaks = [(0, 0); RECORDED];
-        let layout = self.layout(&mut breaks);
+        let layout = self.layout();
         let mut buf = BytesMut::with_capacity(self.encoded_len(&layout));
         self.write(&mut buf, &layout);
         Ok(Frame::from_trusted(buf.freeze()))
@@ -65,8 +64,7 @@ impl Event {
     /// ```
     pub fn encode_into(&self, buf: &mut BytesMut) -> Result<(), EventError> {
         self.check_encodable()?;
-        let mut breaks = [(0, 0); RECORDED];
-        let layout = self.layout(&mut breaks);
+        let layout = self.layout();
         buf.reserve(self.encoded_len(&layout));
         self.write(buf, &layout);
         Ok(())
@@ -88,12 +86,12 @@ impl Event {
     }
 
     /// The exact length of [`Event::write`]'s output.
-    fn encoded_len(&self, layout: &Layout<'_>) -> usize {
+    fn encoded_len(&self, layout: &Layout) -> usize {
         layout.body_len + self.id.as_ref().map_or(0, |id| field_len(ID, id.len())) + 1
     }
 
     /// Writes the whole frame. The event must have been checked.
-    fn write(&self, buf: &mut BytesMut, layout: &Layout<'_>) {
+    fn write(&self, buf: &mut BytesMut, layout: &Layout) {
         self.write_body(buf, layout);
         if let Some(id) = &self.id {
             write_field(buf, ID, id.as_bytes());
@@ -105,8 +103,7 @@ impl Event {
     /// more bytes for the caller to finish the frame without reallocating.
     /// The event must have been validated.
     pub(crate) fn encode_body(&self, extra: usize) -> BytesMut {
-        let mut breaks = [(0, 0); RECORDED];
-        let layout = self.layout(&mut breaks);
+        let layout = self.layout();
         let mut buf = BytesMut::with_capacity(layout.body_len + extra);
         self.write_body(&mut buf, &layout);
         buf
@@ -114,10 +111,11 @@ impl Event {
 
     /// The lines of the multi-line fields and the exact length of
     /// [`Event::write_body`]'s output: each text is scanned once for sizing.
-    /// The first breaks of a long `data` are recorded into `breaks`.
-    fn layout<'a>(&self, breaks: &'a mut [(u32, u32); RECORDED]) -> Layout<'a> {
+    /// The first breaks of a long `data` are recorded too.
+    fn layout(&self) -> Layout {
+        let mut breaks = [(0, 0); RECORDED];
         let comment = self.comment.as_ref().map(|comment| Lines::of(COMMENT, comment.as_bytes(), None));
-        let data = self.data.as_ref().map(|data| Lines::of(DATA, data.as_bytes(), Some(&mut *breaks)));
+        let data = self.data.as_ref().map(|data| Lines::of(DATA, data.as_bytes(), Some(&mut breaks)));
         let mut body_len = comment.map_or(0, |lines| lines.len) + data.map_or(0, |lines| lines.len);
         if let Some(event) = &self.event {
             body_len += field_len(EVENT, event.len());
@@ -128,7 +126,7 @@ impl Event {
         Layout { comment, data, body_len, breaks }
     }
 
-    fn write_body(&self, buf: &mut BytesMut, layout: &Layout<'_>) {
+    fn write_body(&self, buf: &mut BytesMut, layout: &Layout) {
         if let (Some(comment), Some(lines)) = (&self.comment, layout.comment) {
             write_lines(buf, COMMENT, comment.as_bytes(), &lines, &[]);
         }
@@ -136,7 +134,7 @@ impl Event {
             write_field(buf, EVENT, event.as_bytes());
         }
         if let (Some(data), Some(lines)) = (&self.data, layout.data) {
-            write_lines(buf, DATA, data.as_bytes(), &lines, layout.breaks);
+            write_lines(buf, DATA, data.as_bytes(), &lines, &layout.breaks);
         }
         if let Some(retry) = self.retry {
             buf.put_slice(RETRY);
@@ -173,12 +171,12 @@ pub(crate) fn write_field(buf: &mut BytesMut, name: &[u8], value: &[u8]) {
 
 /// What sizing an event found, so that writing it does not scan again.
 #[derive(Debug)]
-struct Layout<'a> {
+struct Layout {
     comment: Option<Lines>,
     data: Option<Lines>,
     body_len: usize,
     /// The first breaks of a long `data` (see [`Lines::of`]).
-    breaks: &'a [(u32, u32); RECORDED],
+    breaks: [(u32, u32); RECORDED],
 }
 
 /// How many line breaks sizing records. A long text with at most this many
@@ -443,10 +441,9 @@ mod tests {
         // (An empty event's refusal is in `tests/encode.rs`.)
         // Below Vec's minimum growth step of 8 bytes.
         let mut event = Event::new().comment("");
-        let mut breaks = [(0, 0); RECORDED];
-        assert_eq!(event.encoded_len(&event.layout(&mut breaks)), 4);
+        assert_eq!(event.encoded_len(&event.layout()), 4);
         event = event.id("");
-        assert_eq!(event.encode().unwrap().as_bytes().len(), event.encoded_len(&event.layout(&mut breaks)));
+        assert_eq!(event.encode().unwrap().as_bytes().len(), event.encoded_len(&event.layout()));
     }
 
     #[test]
