@@ -367,7 +367,7 @@ async fn main() -> std::io::Result<()> {
     println!("  rss after warm-up: min {:.1} MiB, max {:.1} MiB", mib(rss_min), mib(rss_max));
     println!(
         "  max subscribers: {max_subscribers}; published: {}; lagged resets: {}; lag disconnects: {}",
-        m.published, m.resets_lagged, m.lag_disconnects
+        m.published, m.resets_lagged, m.disconnects_lagged
     );
     println!(
         "  clients: {} connections, {} events, {} resets ({} lagged)",

@@ -137,6 +137,10 @@ pub trait Source: sealed::Sealed {
     /// The next chunk of complete frames.
     #[doc(hidden)]
     fn poll_chunk(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BoxError>>>;
+
+    /// The stream is ending at its maximum lifetime.
+    #[doc(hidden)]
+    fn lifetime_over(self: Pin<&mut Self>) {}
 }
 
 impl sealed::Sealed for Subscription {}
@@ -144,6 +148,10 @@ impl sealed::Sealed for Subscription {}
 impl Source for Subscription {
     fn poll_chunk(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BoxError>>> {
         self.poll_next(cx).map(|chunk| chunk.map(Ok))
+    }
+
+    fn lifetime_over(self: Pin<&mut Self>) {
+        self.get_mut().lifetime_over();
     }
 }
 
@@ -369,7 +377,7 @@ impl<S: Source> Stream for Sse<S> {
     type Item = Result<Bytes, BoxError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.project();
+        let mut this = self.project();
         if *this.done {
             return Poll::Ready(None);
         }
@@ -389,14 +397,17 @@ impl<S: Source> Stream for Sse<S> {
                 return Poll::Ready(None);
             }
         }
-        match this.source.poll_chunk(cx) {
+        match this.source.as_mut().poll_chunk(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 // The clock is read once per chunk written, and not when idle.
                 let now = Instant::now();
                 *this.last_write = Some(now);
                 // A source that is always ready must not outlive the lifetime:
                 // this chunk is the last.
-                *this.done = this.end_at.is_some_and(|end| end <= now);
+                if this.end_at.is_some_and(|end| end <= now) {
+                    *this.done = true;
+                    this.source.lifetime_over();
+                }
                 return Poll::Ready(Some(Ok(chunk)));
             }
             Poll::Ready(Some(Err(error))) => {
@@ -433,6 +444,7 @@ impl<S: Source> Stream for Sse<S> {
             let due = now + Duration::from_millis(1);
             if this.end_at.is_some_and(|end| end <= due) {
                 *this.done = true;
+                this.source.lifetime_over();
                 return Poll::Ready(None);
             }
             let keep_alive_at = keep_alive_at(this.last_write, now);

@@ -413,7 +413,7 @@ async fn slow_subscriber_is_disconnected_under_that_policy() {
     let hub = Hub::builder().history(100_000).max_bytes(1 << 20).lag_policy(LagPolicy::Disconnect).build();
     let mut slow = publish_past_a_sleeper(&hub).await;
     assert_eq!(next(&mut slow).await, None);
-    assert_eq!(hub.metrics().lag_disconnects, 1);
+    assert_eq!(hub.metrics().disconnects_lagged, 1);
     assert_eq!(hub.metrics().resets_lagged, 0);
     // Its client reconnects with the last id it saw and is told what happened.
     let resume = header(slow.position().to_string().as_bytes());

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use ssekit::{
     Decoder, Event, EventError, EventId, Frame, Hub, LagPolicy, LastEventId, LastEventIdError, MessageEvent,
-    PublishError, Resume, Sse, SubscribeError, Subscription, TopicError,
+    PublishError, Resume, Sse, SseConfig, SubscribeError, Subscription, TopicError,
 };
 use tokio::time::timeout;
 
@@ -305,7 +305,7 @@ async fn a_lagging_subscriber_is_reset_and_continues_from_the_oldest_retained() 
     hub.publish("t", data("e11")).unwrap();
     assert_eq!(datas(&reader.take(1).await), ["e11"]);
     let metrics = hub.metrics();
-    assert_eq!((metrics.resets_lagged, metrics.lag_disconnects), (1, 0));
+    assert_eq!((metrics.resets_lagged, metrics.disconnects_lagged), (1, 0));
     assert_eq!(reader.subscription.position(), EventId::new(epoch, 11));
 }
 
@@ -323,7 +323,7 @@ async fn a_lagging_subscriber_is_disconnected_under_that_policy() {
     slow.assert_ended().await;
     fast.assert_idle();
     let metrics = hub.metrics();
-    assert_eq!((metrics.resets_lagged, metrics.lag_disconnects), (0, 1));
+    assert_eq!((metrics.resets_lagged, metrics.disconnects_lagged), (0, 1));
     // The client reconnects with its last id and learns of the gap.
     let mut back = Reader::new(hub.subscribe("t", after(slow.subscription.position())).unwrap());
     assert_reset(&back.take(1).await[0], "evicted");
@@ -548,6 +548,37 @@ async fn subscriber_counts_are_exact() {
 }
 
 #[tokio::test]
+async fn metrics_count_resumes_and_disconnects_by_reason() {
+    let (hub, epoch) = hub_with(4, 6);
+    let exact = hub.subscribe("t", after(EventId::new(epoch, 4))).unwrap();
+    let live = hub.subscribe("t", Resume::Live).unwrap();
+    let evicted = hub.subscribe("t", after(EventId::new(epoch, 1))).unwrap();
+    let metrics = hub.metrics();
+    assert_eq!((metrics.resumes_exact, metrics.resets_evicted), (1, 1));
+
+    // Each ending is counted once, by why it ended.
+    drop((exact, live, evicted));
+    assert_eq!(hub.metrics().disconnects_client, 3, "dropped while open: the client left");
+
+    let lifetime = SseConfig::new().keep_alive(None).max_lifetime(Duration::from_millis(20), Duration::ZERO);
+    let hub = Hub::builder().stream(lifetime).build();
+    let sse = hub.sse("t", Resume::Live).unwrap();
+    let chunks: Vec<_> = timeout(PATIENCE, sse.collect::<Vec<_>>()).await.expect("ends at its lifetime");
+    assert!(chunks.is_empty());
+    let metrics = hub.metrics();
+    assert_eq!((metrics.disconnects_lifetime, metrics.disconnects_client), (1, 0), "not a client that left");
+
+    let mut polled = Reader::new(hub.subscribe("t", Resume::Live).unwrap());
+    let never_polled = hub.subscribe("t", Resume::Live).unwrap();
+    hub.close();
+    polled.assert_ended().await;
+    drop((polled, never_polled));
+    let metrics = hub.metrics();
+    assert_eq!((metrics.disconnects_closed, metrics.disconnects_client, metrics.disconnects_lifetime), (2, 0, 1));
+    assert_eq!(metrics.disconnects_lagged, 0);
+}
+
+#[tokio::test]
 async fn on_close_runs_on_drop() {
     let hub = Hub::new();
     let closed = Arc::new(AtomicBool::new(false));
@@ -740,6 +771,7 @@ async fn concurrent_publish_and_resume_is_gap_free() {
                         let mut decoder = Decoder::new();
                         // The offset the next event must have, once known.
                         let mut expected = from.map(|id| id.offset() + 1);
+                        let at_start = received.len();
                         let slow = rng.below(3) == 0;
                         for _ in 0..1 + rng.below(40) {
                             let Ok(Some(chunk)) = timeout(Duration::from_millis(200), subscription.next()).await else {
@@ -751,9 +783,11 @@ async fn concurrent_publish_and_resume_is_gap_free() {
                                     let reason = serde_json::from_str::<serde_json::Value>(&event.data).unwrap();
                                     let reason = reason["reason"].as_str().unwrap().to_owned();
                                     match expected {
-                                        // At the start: only an evicted id; it skips ahead.
-                                        Some(next) if reason == "evicted" => {
-                                            assert!(id.offset() >= next, "evicted reset goes forward");
+                                        // At the start: only an id that was evicted. The
+                                        // reset's id is the newest offset then, and the log
+                                        // held the 64 before it: an id among those resumes.
+                                        Some(next) if reason == "evicted" && received.len() == at_start => {
+                                            assert!(id.offset() > next - 1 + 64, "{from:?} was retained: {event:?}");
                                         }
                                         _ => assert_eq!(reason, "lagged", "unexpected reset {event:?}"),
                                     }
@@ -798,7 +832,9 @@ async fn concurrent_publish_and_resume_is_gap_free() {
             total += received.len();
         }
         assert!(total > 0, "subscribers received events");
-        assert_eq!(hub.metrics().subscribers, 0);
+        let metrics = hub.metrics();
+        assert_eq!(metrics.subscribers, 0);
+        assert!(metrics.resumes_exact > 0, "some resumes were exact: {metrics:?}");
     }
 }
 

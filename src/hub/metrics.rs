@@ -8,8 +8,26 @@ use super::ResetReason;
 pub(crate) struct Counters {
     pub(crate) subscribers: AtomicU64,
     pub(crate) published: AtomicU64,
-    pub(crate) lag_disconnects: AtomicU64,
+    pub(crate) resumes_exact: AtomicU64,
     resets: [AtomicU64; ResetReason::ALL.len()],
+    disconnects: [AtomicU64; Disconnect::ALL.len()],
+}
+
+/// Why a subscription ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Disconnect {
+    /// Dropped while still open: its client left.
+    Client,
+    /// The hub closed.
+    Closed,
+    /// Its connection reached its maximum lifetime.
+    Lifetime,
+    /// It fell behind the log under [`LagPolicy::Disconnect`](crate::LagPolicy::Disconnect).
+    Lagged,
+}
+
+impl Disconnect {
+    const ALL: [Self; 4] = [Self::Client, Self::Closed, Self::Lifetime, Self::Lagged];
 }
 
 impl Counters {
@@ -17,19 +35,28 @@ impl Counters {
         self.resets[reason as usize].fetch_add(1, Relaxed);
     }
 
+    pub(crate) fn disconnect(&self, reason: Disconnect) {
+        self.disconnects[reason as usize].fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn snapshot(&self, topics: usize, retained_bytes: usize) -> HubMetrics {
         let resets = |reason: ResetReason| self.resets[reason as usize].load(Relaxed);
+        let disconnects = |reason: Disconnect| self.disconnects[reason as usize].load(Relaxed);
         HubMetrics {
             topics,
             retained_bytes,
             subscribers: self.subscribers.load(Relaxed),
             published: self.published.load(Relaxed),
+            resumes_exact: self.resumes_exact.load(Relaxed),
             resets_evicted: resets(ResetReason::Evicted),
             resets_epoch: resets(ResetReason::UnknownEpoch),
             resets_malformed: resets(ResetReason::Malformed),
             resets_future: resets(ResetReason::Future),
             resets_lagged: resets(ResetReason::Lagged),
-            lag_disconnects: self.lag_disconnects.load(Relaxed),
+            disconnects_client: disconnects(Disconnect::Client),
+            disconnects_closed: disconnects(Disconnect::Closed),
+            disconnects_lifetime: disconnects(Disconnect::Lifetime),
+            disconnects_lagged: disconnects(Disconnect::Lagged),
         }
     }
 }
@@ -62,6 +89,9 @@ pub struct HubMetrics {
     pub subscribers: u64,
     /// Events published since the hub started.
     pub published: u64,
+    /// Subscriptions that resumed exactly after the client's `Last-Event-ID`:
+    /// everything after it was still in the log and was replayed.
+    pub resumes_exact: u64,
     /// Resumes refused because the id was evicted from the log.
     pub resets_evicted: u64,
     /// Resumes refused because the id is of another epoch.
@@ -72,6 +102,16 @@ pub struct HubMetrics {
     pub resets_future: u64,
     /// Subscribers that fell behind the log and were reset.
     pub resets_lagged: u64,
-    /// Subscribers that fell behind the log and were disconnected.
-    pub lag_disconnects: u64,
+    /// Subscriptions dropped while still open: their client left (or the server
+    /// dropped the response for a reason of its own).
+    pub disconnects_client: u64,
+    /// Subscriptions ended by [`Hub::close`](crate::Hub::close).
+    pub disconnects_closed: u64,
+    /// Streams of [`Hub::sse`](crate::Hub::sse) (or [`Sse`](crate::Sse) over a
+    /// subscription) ended by their maximum lifetime, so that the client
+    /// reconnects.
+    pub disconnects_lifetime: u64,
+    /// Subscribers that fell behind the log and were disconnected
+    /// ([`LagPolicy::Disconnect`](crate::LagPolicy::Disconnect)).
+    pub disconnects_lagged: u64,
 }

@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_core::Stream;
 
+use super::metrics::Disconnect;
 use super::recent::{self, Chunk, Place};
 use super::topic::State;
 use super::wakers::Registration;
@@ -60,7 +61,8 @@ pin_project_lite::pin_project! {
         // (`u64::MAX`: not yet); while it holds, the log need not be locked.
         seen: u64,
         pending: Option<Bytes>,
-        done: bool,
+        // Why the stream ended, once it has (counted then).
+        end: Option<Disconnect>,
         on_close: Option<Box<dyn FnOnce() + Send + Sync>>,
         // This subscriber's waker in the topic's set, kept from the first poll on
         // and refreshed before every read of the log, so a publish after the read
@@ -75,6 +77,11 @@ pin_project_lite::pin_project! {
                 this.topic.wakers.unregister(registration);
             }
             this.hub.counters.subscribers.fetch_sub(1, Relaxed);
+            if this.end.is_none() {
+                // Never polled since the hub closed, or dropped by its client.
+                let closed = this.hub.shutdown.is_triggered();
+                this.hub.counters.disconnect(if closed { Disconnect::Closed } else { Disconnect::Client });
+            }
             if this.topic.remove_subscriber() {
                 this.hub.release(this.topic);
             }
@@ -100,7 +107,7 @@ impl Subscription {
             cursor: 1,
             seen: u64::MAX,
             pending: None,
-            done: false,
+            end: None,
             on_close: None,
             registration: None,
         };
@@ -109,8 +116,8 @@ impl Subscription {
         let state = subscription.topic.read();
         let next = Next::of(&state, &mut subscription.start, subscription.epoch, subscription.cursor);
         drop(state);
-        if let Next::Start { epoch, cursor, reset } = next {
-            subscription.begin(epoch, cursor, reset);
+        if let Next::Start { epoch, cursor, begin } = next {
+            subscription.begin(epoch, cursor, begin);
         }
         Ok(subscription)
     }
@@ -126,8 +133,8 @@ impl Subscription {
             }
             let next = Next::of(&self.topic.read(), &mut self.start, self.epoch, self.cursor);
             match next {
-                Next::Start { epoch, cursor, reset } => {
-                    self.begin(epoch, cursor, reset);
+                Next::Start { epoch, cursor, begin } => {
+                    self.begin(epoch, cursor, begin);
                     Poll::Ready(())
                 }
                 _ => Poll::Pending,
@@ -136,9 +143,30 @@ impl Subscription {
         .await;
     }
 
-    fn begin(&mut self, epoch: u64, cursor: u64, reset: Option<ResetReason>) {
+    /// Starts at `cursor` of `epoch`, as `begin` says.
+    fn begin(&mut self, epoch: u64, cursor: u64, begin: Begin) {
         (self.epoch, self.cursor) = (epoch, cursor);
-        self.pending = reset.map(|reason| self.hub.reset_frame(&self.topic, reason, self.position()));
+        match begin {
+            Begin::Live => {}
+            Begin::Exact => {
+                self.hub.counters.resumes_exact.fetch_add(1, Relaxed);
+            }
+            Begin::Reset(reason) => self.pending = Some(self.hub.reset_frame(&self.topic, reason, self.position())),
+        }
+    }
+
+    /// Ends the stream for `reason`, counted once.
+    fn end(&mut self, reason: Disconnect) {
+        if self.end.is_none() {
+            self.end = Some(reason);
+            self.hub.counters.disconnect(reason);
+        }
+    }
+
+    /// Its connection reached its maximum lifetime: counted as such, not as a
+    /// client that left.
+    pub(crate) fn lifetime_over(&mut self) {
+        self.end(Disconnect::Lifetime);
     }
 
     /// Runs `on_close` when the subscription is dropped: when its client left or
@@ -174,8 +202,8 @@ impl Subscription {
 enum Next {
     /// The log is not loaded yet: wait.
     Wait,
-    /// Start at `cursor` of `epoch`, after a reset if one is given.
-    Start { epoch: u64, cursor: u64, reset: Option<ResetReason> },
+    /// Start at `cursor` of `epoch`, as `begin` says.
+    Start { epoch: u64, cursor: u64, begin: Begin },
     /// Frames, the cursor after them, and whether that is the end of the log.
     Frames(Chunk),
     /// Nothing new.
@@ -190,18 +218,18 @@ impl Next {
             return Self::Wait;
         }
         if let Some(resume) = start.take() {
-            let (cursor, reset) = self::start(&state.log, state.epoch, resume);
-            return Self::Start { epoch: state.epoch, cursor, reset };
+            let (cursor, begin) = self::start(&state.log, state.epoch, resume);
+            return Self::Start { epoch: state.epoch, cursor, begin };
         }
         if state.epoch != epoch && epoch == 0 && cursor == 1 {
             // A replica topic that had no shared log yet got its first one:
             // nothing was missed, so follow it without a reset.
-            return Self::Start { epoch: state.epoch, cursor, reset: None };
+            return Self::Start { epoch: state.epoch, cursor, begin: Begin::Live };
         }
         if state.epoch != epoch {
             // The shared log was replaced (a flushed Redis): continue in the new one.
             let first = state.log.first();
-            return Self::Start { epoch: state.epoch, cursor: first, reset: Some(ResetReason::UnknownEpoch) };
+            return Self::Start { epoch: state.epoch, cursor: first, begin: Begin::Reset(ResetReason::UnknownEpoch) };
         }
         match state.log.read(cursor, MAX_BATCH) {
             Read::Frames(frames, next) => Self::Frames(Chunk { frames, next, caught_up: next == state.log.next() }),
@@ -211,25 +239,36 @@ impl Next {
     }
 }
 
-/// Where a subscription starts in `log`, and why it must reset if it must.
-fn start(log: &super::log::Log, epoch: u64, resume: Resume) -> (u64, Option<ResetReason>) {
+/// How a subscription begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Begin {
+    /// With live events (or, for a replica, with the first shared log).
+    Live,
+    /// With the events after the client's id: an exact resume.
+    Exact,
+    /// With a `reset` event, then live events.
+    Reset(ResetReason),
+}
+
+/// Where a subscription starts in `log`, and how.
+fn start(log: &super::log::Log, epoch: u64, resume: Resume) -> (u64, Begin) {
     let live = log.next();
     let id = match resume {
-        Resume::Live => return (live, None),
-        Resume::Invalid(_) => return (live, Some(ResetReason::Malformed)),
+        Resume::Live => return (live, Begin::Live),
+        Resume::Invalid(_) => return (live, Begin::Reset(ResetReason::Malformed)),
         Resume::After(id) => match id.as_str().parse::<EventId>() {
             Ok(id) => id,
-            Err(_) => return (live, Some(ResetReason::Malformed)),
+            Err(_) => return (live, Begin::Reset(ResetReason::Malformed)),
         },
     };
     if id.epoch() != epoch {
-        (live, Some(ResetReason::UnknownEpoch))
+        (live, Begin::Reset(ResetReason::UnknownEpoch))
     } else if id.offset() >= live {
-        (live, Some(ResetReason::Future))
+        (live, Begin::Reset(ResetReason::Future))
     } else if id.offset() + 1 < log.first() {
-        (live, Some(ResetReason::Evicted))
+        (live, Begin::Reset(ResetReason::Evicted))
     } else {
-        (id.offset() + 1, None)
+        (id.offset() + 1, Begin::Exact)
     }
 }
 
@@ -237,29 +276,30 @@ impl Stream for Subscription {
     type Item = Bytes;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        let this = self.project();
+        // No field is pinned: the subscription is `Unpin`.
+        let this = self.get_mut();
         // Before anything that may find nothing to do: see `Wakers::register`.
-        this.topic.wakers.register(this.registration, cx.waker());
+        this.topic.wakers.register(&mut this.registration, cx.waker());
         loop {
             if let Some(frame) = this.pending.take() {
                 return Poll::Ready(Some(frame));
             }
-            if *this.done {
+            if this.end.is_some() {
                 return Poll::Ready(None);
             }
             if this.hub.shutdown.is_triggered() {
-                *this.done = true;
-                *this.pending = this.hub.final_frame.get().cloned();
+                this.end(Disconnect::Closed);
+                this.pending = this.hub.final_frame.get().cloned();
                 continue;
             }
             let version = this.topic.version();
-            let place = Place { topic: this.topic.id, version, epoch: *this.epoch, cursor: *this.cursor };
-            let next = if version == *this.seen {
+            let place = Place { topic: this.topic.id, version, epoch: this.epoch, cursor: this.cursor };
+            let next = if version == this.seen {
                 Next::UpToDate
             } else if let Some(chunk) = this.start.is_none().then(|| recent::get(place)).flatten() {
                 Next::Frames(chunk)
             } else {
-                let next = Next::of(&this.topic.read(), this.start, *this.epoch, *this.cursor);
+                let next = Next::of(&this.topic.read(), &mut this.start, this.epoch, this.cursor);
                 match next {
                     Next::Frames(chunk) => Next::Frames(recent::put(place, chunk)),
                     next => next,
@@ -267,30 +307,23 @@ impl Stream for Subscription {
             };
             match next {
                 Next::Frames(Chunk { frames, next, caught_up }) => {
-                    *this.cursor = next;
+                    this.cursor = next;
                     if caught_up {
-                        *this.seen = version;
+                        this.seen = version;
                     }
                     return Poll::Ready(Some(frames));
                 }
-                Next::Start { epoch, cursor, reset } => {
-                    (*this.epoch, *this.cursor) = (epoch, cursor);
-                    *this.pending =
-                        reset.map(|reason| this.hub.reset_frame(this.topic, reason, EventId::new(epoch, cursor - 1)));
-                }
+                Next::Start { epoch, cursor, begin } => this.begin(epoch, cursor, begin),
                 Next::Lagged(first) => match this.hub.config.lag_policy {
                     LagPolicy::Reset => {
-                        *this.cursor = first;
-                        let after = EventId::new(*this.epoch, first - 1);
-                        *this.pending = Some(this.hub.reset_frame(this.topic, ResetReason::Lagged, after));
+                        this.cursor = first;
+                        let after = EventId::new(this.epoch, first - 1);
+                        this.pending = Some(this.hub.reset_frame(&this.topic, ResetReason::Lagged, after));
                     }
-                    LagPolicy::Disconnect => {
-                        this.hub.counters.lag_disconnects.fetch_add(1, Relaxed);
-                        *this.done = true;
-                    }
+                    LagPolicy::Disconnect => this.end(Disconnect::Lagged),
                 },
                 Next::UpToDate => {
-                    *this.seen = version;
+                    this.seen = version;
                     return Poll::Pending;
                 }
                 Next::Wait => return Poll::Pending,
@@ -304,7 +337,7 @@ impl fmt::Debug for Subscription {
         f.debug_struct("Subscription")
             .field("topic", &self.topic.name)
             .field("position", &self.position())
-            .field("done", &self.done)
+            .field("end", &self.end)
             .finish_non_exhaustive()
     }
 }
