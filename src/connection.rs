@@ -26,8 +26,14 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The keep-alive frame: a comment, ignored by clients.
 const KEEP_ALIVE: &[u8] = b":\n\n";
 
-/// Largest chunk [`Events`] gathers from items that are ready together.
-const MAX_BATCH: usize = 64 * 1024;
+/// Largest chunk that gathers several frames ready together ([`Events`], or a
+/// hub [`Subscription`]); one frame larger than this is sent whole.
+///
+/// Such a chunk is a copy made for one connection, and a connection whose
+/// client stopped reading keeps the chunk it was writing: this bounds that copy.
+/// (A single frame is sent as is, shared with the log.) Large enough that a
+/// catching-up client still gets many frames per write.
+pub(crate) const MAX_BATCH: usize = 16 * 1024;
 
 /// Keep-alive, retry hint and lifetime of a [`Sse`] stream.
 ///
@@ -161,6 +167,8 @@ pin_project_lite::pin_project! {
     pub struct Events<S> {
         #[pin]
         stream: S,
+        // A frame that did not fit in the last chunk: the first of the next.
+        next: Option<Bytes>,
         error: Option<BoxError>,
         done: bool,
     }
@@ -175,25 +183,35 @@ where
 {
     fn poll_chunk(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BoxError>>> {
         let mut this = self.project();
-        if let Some(error) = this.error.take() {
-            return Poll::Ready(Some(Err(error)));
-        }
-        if *this.done {
-            return Poll::Ready(None);
-        }
-        let first = match this.stream.as_mut().poll_next(cx) {
-            Poll::Ready(Some(item)) => item.into_frame()?.into_bytes(),
-            Poll::Ready(None) => {
-                *this.done = true;
-                return Poll::Ready(None);
+        let first = match this.next.take() {
+            Some(frame) => frame,
+            None => {
+                if let Some(error) = this.error.take() {
+                    return Poll::Ready(Some(Err(error)));
+                }
+                if *this.done {
+                    return Poll::Ready(None);
+                }
+                match this.stream.as_mut().poll_next(cx) {
+                    Poll::Ready(Some(item)) => item.into_frame()?.into_bytes(),
+                    Poll::Ready(None) => {
+                        *this.done = true;
+                        return Poll::Ready(None);
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
             }
-            Poll::Pending => return Poll::Pending,
         };
         let mut batch: Option<BytesMut> = None;
-        while batch.as_ref().map_or(first.len(), BytesMut::len) < MAX_BATCH {
+        while !*this.done && this.error.is_none() {
             match this.stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => match item.into_frame() {
                     Ok(frame) => {
+                        let len = batch.as_ref().map_or(first.len(), BytesMut::len);
+                        if len + frame.as_ref().len() > MAX_BATCH {
+                            *this.next = Some(frame.into_bytes());
+                            break;
+                        }
                         batch.get_or_insert_with(|| BytesMut::from(&first[..])).extend_from_slice(frame.as_ref())
                     }
                     Err(error) => {
@@ -287,7 +305,7 @@ where
     /// # }
     /// ```
     pub fn new(stream: S) -> Self {
-        Self::from_source(Events { stream, error: None, done: false })
+        Self::from_source(Events { stream, next: None, error: None, done: false })
     }
 }
 
@@ -385,9 +403,13 @@ impl<S: Source> Stream for Sse<S> {
             let now = Instant::now();
             *this.started = true;
             *this.last_write = Some(now);
-            *this.end_at = this.config.max_lifetime.map(|(life, jitter)| now + life + crate::random::jitter(jitter));
+            // A lifetime past what an `Instant` holds is no limit.
+            *this.end_at = this
+                .config
+                .max_lifetime
+                .and_then(|(life, jitter)| now.checked_add(life.saturating_add(crate::random::jitter(jitter))));
             if let Some(retry) = this.config.retry {
-                let retry = retry + crate::random::jitter(this.config.retry_jitter);
+                let retry = retry.saturating_add(crate::random::jitter(this.config.retry_jitter));
                 return Poll::Ready(Some(Ok(crate::encode::retry_frame(retry))));
             }
         }
@@ -425,8 +447,9 @@ impl<S: Source> Stream for Sse<S> {
         if this.config.keep_alive.is_none() && this.end_at.is_none() {
             return Poll::Pending;
         }
-        let keep_alive_at = |last_write: &Option<Instant>, now| {
-            this.config.keep_alive.map(|interval| last_write.unwrap_or(now) + interval)
+        // An interval past what an `Instant` holds is never.
+        let keep_alive_at = |last_write: &Option<Instant>, now: Instant| {
+            this.config.keep_alive.and_then(|interval| last_write.unwrap_or(now).checked_add(interval))
         };
         if let (Some(timer), Some(waker)) = (this.timer.as_ref(), this.timer_waker.as_ref()) {
             // Armed no later than it must fire, not fired, and set to wake this task.

@@ -488,6 +488,29 @@ async fn expired_topics_are_swept_to_make_room() {
 }
 
 #[tokio::test]
+async fn events_older_than_the_age_limit_are_not_replayed() {
+    let age = Duration::from_millis(20);
+    let hub = Hub::builder().max_age(age).build();
+    let _keeps_the_topic = hub.subscribe("t", Resume::Live).unwrap();
+    let first = hub.publish("t", data("old")).unwrap();
+    let before = EventId::new(first.epoch(), 0);
+    std::thread::sleep(age * 3);
+    // Nothing was published or swept since: the stale event is still in the log,
+    // but a resume from before it is told it is gone instead of getting it.
+    let mut resumed = Reader::new(hub.subscribe("t", after(before)).unwrap());
+    let events = resumed.take(1).await;
+    assert_eq!(assert_reset(&events[0], "evicted"), first);
+    resumed.assert_idle();
+    // A client that had it resumes exactly, with nothing to replay.
+    let mut caught_up = Reader::new(hub.subscribe("t", after(first)).unwrap());
+    caught_up.assert_idle();
+    assert_eq!(hub.metrics().resumes_exact, 1);
+    let next = hub.publish("t", data("new")).unwrap();
+    assert_eq!(offsets(&caught_up.take(1).await), [next.offset()]);
+    assert_eq!(offsets(&resumed.take(1).await), [next.offset()]);
+}
+
+#[tokio::test]
 async fn a_topic_that_expires_after_its_last_subscriber_left_makes_room() {
     let age = Duration::from_millis(300);
     let hub = Hub::builder().max_topics(2).max_age(age).build();

@@ -146,6 +146,20 @@ async fn hub_streams_end_by_lifetime_and_resume_without_loss() {
     assert_eq!(decoder.feed(&again.next().await.unwrap().unwrap()).unwrap()[0].data, "2");
 }
 
+#[tokio::test(start_paused = true)]
+async fn durations_too_long_for_the_clock_mean_never() {
+    let forever = SseConfig::new()
+        .keep_alive(Some(Duration::MAX))
+        .max_lifetime(Duration::MAX, Duration::MAX)
+        .retry(Duration::MAX)
+        .retry_jitter(Duration::MAX);
+    let mut sse = Sse::new(stream::pending::<Event>()).with_config(forever);
+    let retry = sse.next().await.unwrap().unwrap();
+    assert!(retry.starts_with(b"retry: ") && retry.ends_with(b"\n\n"), "{retry:?}");
+    // No keep-alive and no end, however long it waits.
+    assert!(timeout(Duration::from_secs(365 * 24 * 3600), sse.next()).await.is_err());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_shutdown_ends_a_user_stream() {
     let shutdown = Shutdown::new();
@@ -210,19 +224,28 @@ async fn ready_items_are_batched_into_one_chunk() {
     let chunk = sse.next().await.unwrap().unwrap();
     assert_eq!(Decoder::new().feed(&chunk).unwrap().len(), 3);
 
-    // A large backlog comes in several bounded chunks, with nothing lost.
-    let big = "x".repeat(10_000);
-    let mut sse = Sse::new(stream::iter((0..20).map(|_| Event::new().data(big.as_str()))));
-    let mut decoder = Decoder::new();
-    let (mut chunks, mut events) = (0, 0);
-    while let Some(chunk) = sse.next().await {
-        let chunk = chunk.unwrap();
-        assert!(chunk.len() <= 64 * 1024 + 10_100, "{}", chunk.len());
-        events += decoder.feed(&chunk).unwrap().len();
-        chunks += 1;
+    // A backlog comes in chunks of at most 16 KiB (or one larger frame alone),
+    // with nothing lost: from a user stream and from a hub's log.
+    let sizes = [200, 200, 10_000, 200, 30_000, 200, 200, 6_000, 9_000, 20, 16_000];
+    let events = || sizes.iter().map(|&n| Event::new().data("x".repeat(n)));
+    let hub = Hub::new();
+    let first = hub.publish("t", Event::new().data("before")).unwrap();
+    for event in events() {
+        hub.publish("t", event).unwrap();
     }
-    assert_eq!(events, 20);
-    assert!(chunks > 1);
+    let resumed = hub.sse("t", ssekit::LastEventId::parse(first.to_string().as_bytes()).unwrap()).unwrap();
+    for sse in [Sse::new(stream::iter(events())).boxed(), resumed.boxed()] {
+        let mut sse = std::pin::pin!(sse.take_until(tokio::time::sleep(Duration::from_millis(200))));
+        let mut decoder = Decoder::new();
+        let mut received = Vec::new();
+        while let Some(chunk) = sse.next().await {
+            let chunk = chunk.unwrap();
+            let events = decoder.feed(&chunk).unwrap();
+            assert!(chunk.len() <= 16 * 1024 || events.len() == 1, "{} bytes, {} events", chunk.len(), events.len());
+            received.extend(events.iter().map(|e| e.data.len()));
+        }
+        assert_eq!(received, sizes);
+    }
 }
 
 #[tokio::test]

@@ -8,7 +8,8 @@ use bytes::{Bytes, BytesMut};
 
 /// Limits of one log. The log never holds more than `max_events` frames nor more
 /// than `max_bytes` bytes of frames; frames older than `max_age` are dropped at the
-/// next append or expiry check.
+/// next append or expiry check, and are no start for a subscriber before that
+/// ([`Log::first_fresh`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
     pub(crate) max_events: usize,
@@ -107,12 +108,30 @@ impl Log {
 
     /// Drops frames older than the age limit. Returns whether the log is now empty.
     pub(crate) fn expire(&mut self, now: Instant) -> bool {
-        if let Some(max_age) = self.limits.max_age {
-            while self.entries.front().is_some_and(|e| now.saturating_duration_since(e.at) > max_age) {
-                self.pop();
-            }
+        while self.has_expired(now) {
+            self.pop();
         }
         self.entries.is_empty()
+    }
+
+    /// Whether [`Log::expire`] would drop anything now.
+    pub(crate) fn has_expired(&self, now: Instant) -> bool {
+        let max_age = self.limits.max_age;
+        self.entries.front().zip(max_age).is_some_and(|(e, max_age)| now.saturating_duration_since(e.at) > max_age)
+    }
+
+    /// The oldest offset a subscriber may start from: the oldest retained one,
+    /// past the frames that are older than the age limit but not dropped yet
+    /// (that happens at the next append or sweep). Reads the clock only with an
+    /// age limit.
+    pub(crate) fn first_fresh(&self) -> u64 {
+        let Some(max_age) = self.limits.max_age else {
+            return self.first;
+        };
+        let now = Instant::now();
+        // Entries are in time order: the stale ones are a prefix.
+        let stale = self.entries.partition_point(|e| now.saturating_duration_since(e.at) > max_age);
+        self.first + stale as u64
     }
 
     /// After which [`Log::expire`] finds the log empty: when its newest frame is

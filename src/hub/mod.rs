@@ -35,7 +35,9 @@
 //!
 //! Besides, each thread that polls subscriptions keeps the last chunk it read
 //! (at most 64 KiB), so that the other subscribers it serves after a publish
-//! share it instead of each locking the log.
+//! share it instead of each locking the log; and a connection whose client
+//! stopped reading keeps the chunk it was writing: one frame, shared with the
+//! log, or a copy of several small frames of at most 16 KiB.
 
 mod event_id;
 mod log;
@@ -621,6 +623,11 @@ impl HubBuilder {
 
     /// Age after which a retained event is dropped, and its topic with it once
     /// no one subscribes.
+    ///
+    /// A resume never replays an event older than this: the client gets a
+    /// `reset` ([`ResetReason::Evicted`]) instead. The memory is given back at the
+    /// topic's next publish, or at a sweep ([`Hub::sweep`], or when the hub needs
+    /// room for a topic).
     pub fn max_age(&mut self, age: Duration) -> &mut Self {
         self.limits.max_age = Some(age);
         self

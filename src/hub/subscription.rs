@@ -15,10 +15,7 @@ use super::topic::State;
 use super::wakers::Registration;
 use super::{EventId, LagPolicy, Read, ResetReason, Shared, SubscribeError, Topic};
 use crate::Resume;
-
-/// Largest chunk a subscription yields when several frames are ready; one frame
-/// larger than this is yielded whole.
-const MAX_BATCH: usize = 64 * 1024;
+use crate::connection::MAX_BATCH;
 
 pin_project_lite::pin_project! {
     /// One subscriber of a topic: a [`Stream`] of byte chunks to write to its
@@ -265,7 +262,7 @@ fn start(log: &super::log::Log, epoch: u64, resume: Resume) -> (u64, Begin) {
         (live, Begin::Reset(ResetReason::UnknownEpoch))
     } else if id.offset() >= live {
         (live, Begin::Reset(ResetReason::Future))
-    } else if id.offset() + 1 < log.first() {
+    } else if id.offset() + 1 < log.first_fresh() {
         (live, Begin::Reset(ResetReason::Evicted))
     } else {
         (id.offset() + 1, Begin::Exact)
