@@ -16,7 +16,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use ssekit::{Resume, SubscribeError};
+use ssekit::Resume;
 
 use axum::serve::ListenerExt;
 use common::Backend;
@@ -58,7 +58,7 @@ pub(crate) fn app(hub: impl Into<Backend>) -> Router {
 async fn events(State(hub): State<Backend>, RawQuery(query): RawQuery, resume: Resume) -> Response {
     match hub.sse(&common::topic(query.as_deref()), resume).await {
         Ok(sse) => sse.into_response(),
-        Err(SubscribeError::Closed) => common::try_later().into_response(),
+        Err(err) if err.is_temporary() => common::try_later().into_response(),
         Err(err) => json(common::subscribe_error(&err)),
     }
 }

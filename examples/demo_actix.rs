@@ -9,7 +9,7 @@ use std::future::Future;
 
 use actix_web::http::StatusCode;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, Responder, web};
-use ssekit::{Resume, SubscribeError};
+use ssekit::Resume;
 
 use common::Backend;
 
@@ -28,8 +28,21 @@ pub(crate) async fn serve(
     hub: impl Into<Backend>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let hub = hub.into();
-    let server = HttpServer::new(move || App::new().app_data(web::Data::new(hub.clone())).configure(routes))
+    let hub = web::Data::new(hub.into());
+    serve_with(listener, shutdown, move |config| {
+        config.app_data(hub.clone());
+        routes(config);
+    })
+    .await
+}
+
+/// Serves the routes `configure` adds, stopping as [`serve`] does.
+pub(crate) async fn serve_with(
+    listener: std::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    configure: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+) -> std::io::Result<()> {
+    let server = HttpServer::new(move || App::new().configure(configure.clone()))
         // Signals are the caller's `shutdown`; a stuck connection is cut after 3 s.
         .disable_signals()
         .shutdown_timeout(3)
@@ -59,7 +72,7 @@ pub(crate) fn routes(config: &mut web::ServiceConfig) {
 async fn events(hub: web::Data<Backend>, request: HttpRequest, resume: Resume) -> HttpResponse {
     match hub.sse(&common::topic(Some(request.query_string())), resume).await {
         Ok(sse) => sse.respond_to(&request),
-        Err(SubscribeError::Closed) => common::try_later().respond_to(&request),
+        Err(err) if err.is_temporary() => common::try_later().respond_to(&request),
         Err(err) => json(common::subscribe_error(&err)),
     }
 }

@@ -19,7 +19,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use ssekit::{BoxError, Resume, SubscribeError};
+use ssekit::{BoxError, Resume};
 
 use common::Backend;
 
@@ -84,7 +84,7 @@ pub(crate) async fn route(hub: &Backend, request: Request<Incoming>) -> Response
             let resume = Resume::from_request(request.headers(), query);
             match hub.sse(&common::topic(query), resume).await {
                 Ok(sse) => sse.into_http_response().map(BodyExt::boxed_unsync),
-                Err(SubscribeError::Closed) => common::try_later().into_http_response().map(BodyExt::boxed_unsync),
+                Err(err) if err.is_temporary() => common::try_later().into_http_response().map(BodyExt::boxed_unsync),
                 Err(err) => json(common::subscribe_error(&err)),
             }
         }

@@ -342,6 +342,16 @@ impl Sse<Events<NoEvents>> {
     }
 }
 
+/// The answer to a refused subscription, for the framework adapters: a
+/// [`Sse::try_later`] stream when the refusal is temporary (a retry of 2 to 5 s,
+/// spread so that the clients of a restarting server do not all come back at
+/// once), `None` when the client should not retry.
+#[cfg(any(feature = "axum", feature = "actix"))]
+pub(crate) fn try_later(error: &crate::SubscribeError) -> Option<Sse<Events<NoEvents>>> {
+    let config = SseConfig::new().retry(Duration::from_secs(2)).retry_jitter(Duration::from_secs(3));
+    error.is_temporary().then(|| Sse::new(NoEvents).with_config(config))
+}
+
 impl Sse<Subscription> {
     /// The SSE stream of a hub subscription (see also [`Hub::sse`](crate::Hub::sse)).
     pub fn from_subscription(subscription: Subscription) -> Self {

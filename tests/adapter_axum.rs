@@ -10,7 +10,9 @@ mod demo;
 mod support;
 
 use axum::Router;
+use axum::extract::{Path, State};
 use axum::routing::get;
+use ssekit::{Hub, Resume};
 use support::{Feed, Server};
 
 fn start() -> Server {
@@ -31,6 +33,23 @@ async fn per_request_stream_with_keep_alive() {
     });
     support::check_per_request(server.addr, &feed).await;
     server.shutdown().await;
+}
+
+#[tokio::test]
+async fn refused_subscriptions_answer_as_the_error_says() {
+    let server = Server::start(support::refusing_hub(), |listener, hub, shutdown| async move {
+        let app =
+            Router::new().route(
+                "/events/{topic}",
+                get(|State(hub): State<Hub>, Path(topic): Path<String>, resume: Resume| async move {
+                    hub.sse(&topic, resume)
+                }),
+            );
+        axum::serve(tokio::net::TcpListener::from_std(listener)?, app.with_state(hub))
+            .with_graceful_shutdown(shutdown)
+            .await
+    });
+    support::check_refusals(server).await;
 }
 
 /// tower-http's compression leaves `text/event-stream` alone, so each event is

@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
-use ssekit::{Event, EventId, Hub, HubMetrics, PublishError, Resume, Sse, SseConfig, SubscribeError, Subscription};
+use ssekit::{
+    Event, EventId, Hub, HubMetrics, PublishError, Resume, Sse, SseConfig, SubscribeError, Subscription, TopicError,
+};
 
 /// Largest `/publish` body accepted.
 pub(crate) const MAX_BODY: usize = 1 << 20;
@@ -171,8 +173,9 @@ impl Backend {
     }
 }
 
-/// `/events` on a closing server: a 200 stream that asks the client to come
-/// back in 2 s (any other status stops `EventSource` for good).
+/// `/events` refused for now (a closing server, or the topic limit): a 200
+/// stream that asks the client to come back in 2 s (any other status stops
+/// `EventSource` for good).
 pub(crate) fn try_later() -> Sse<ssekit::Events<ssekit::NoEvents>> {
     Sse::try_later(Duration::from_secs(2))
 }
@@ -196,12 +199,10 @@ impl Reply {
 
 pub(crate) use contract::topic;
 
-/// The answer to a `/events` request the hub refused.
+/// The answer to a `/events` request the hub refused for good (see
+/// [`try_later`] for the others).
 pub(crate) fn subscribe_error(err: &SubscribeError) -> Reply {
-    match err {
-        SubscribeError::Closed => Reply::error(503, err),
-        _ => Reply::error(400, err),
-    }
+    Reply::error(400, err)
 }
 
 /// Reads a request body of at most [`MAX_BODY`] bytes.
@@ -238,7 +239,9 @@ where
     };
     match hub.publish(&topic(query), event).await {
         Ok(id) => Reply::ok(serde_json::json!({ "id": id.to_string() })),
-        Err(err @ PublishError::Closed) => Reply::error(503, err),
+        // Not the client's fault: the server is closing, or holds as many topics
+        // as it may until idle ones expire.
+        Err(err @ (PublishError::Closed | PublishError::Topic(TopicError::Limit { .. }))) => Reply::error(503, err),
         Err(err) => Reply::error(400, err),
     }
 }

@@ -23,10 +23,11 @@ use futures_core::Stream;
 
 use actix_web::body::BoxBody;
 use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::{FromRequest, HttpRequest, HttpResponse, Responder};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, Responder, ResponseError};
 
-use crate::{RESPONSE_HEADERS, Resume, Source, Sse};
+use crate::{RESPONSE_HEADERS, Resume, Source, Sse, SubscribeError};
 
 /// Status 200 with [`RESPONSE_HEADERS`], closing the connection when the stream
 /// ends. actix-web notices that a client left only when a write fails, so a
@@ -36,22 +37,57 @@ impl<S: Source + 'static> Responder for Sse<S> {
     type Body = BoxBody;
 
     fn respond_to(self, _req: &HttpRequest) -> HttpResponse {
-        let mut response = HttpResponse::Ok();
-        // The stream ends only on shutdown, at the end of its lifetime or of its
-        // source: closing the connection then lets a graceful shutdown finish at
-        // once (actix-web waits for idle keep-alive connections); a reconnecting
-        // client opens a new one either way.
-        response.force_close();
-        for (name, value) in RESPONSE_HEADERS {
-            // Both sides are valid header bytes: the conversion cannot fail.
-            if let (Ok(name), Ok(value)) =
-                (HeaderName::from_bytes(name.as_str().as_bytes()), HeaderValue::from_bytes(value.as_bytes()))
-            {
-                response.insert_header((name, value));
-            }
-        }
-        response.streaming(IoErrors { sse: self })
+        response(self)
     }
+}
+
+/// A refused subscription: when it is temporary
+/// ([`SubscribeError::is_temporary`]), a `200` stream that sets a retry delay of
+/// 2 to 5 s and ends, so that `EventSource` comes back; otherwise `400` with the
+/// error as text. A handler can thus return `hub.sse(..)` as is.
+///
+/// # Examples
+///
+/// ```
+/// use actix_web::web;
+/// use ssekit::{Hub, Resume, Sse, SubscribeError, Subscription};
+///
+/// async fn events(hub: web::Data<Hub>, resume: Resume) -> Result<Sse<Subscription>, SubscribeError> {
+///     hub.sse("news", resume)
+/// }
+/// let app = actix_web::App::new().app_data(web::Data::new(Hub::new())).route("/events", web::get().to(events));
+/// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
+impl ResponseError for SubscribeError {
+    fn status_code(&self) -> StatusCode {
+        if self.is_temporary() { StatusCode::OK } else { StatusCode::BAD_REQUEST }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match crate::connection::try_later(self) {
+            Some(sse) => response(sse),
+            None => HttpResponse::BadRequest().content_type("text/plain; charset=utf-8").body(self.to_string()),
+        }
+    }
+}
+
+/// The streaming response of `sse`.
+fn response<S: Source + 'static>(sse: Sse<S>) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    // The stream ends only on shutdown, at the end of its lifetime or of its
+    // source: closing the connection then lets a graceful shutdown finish at
+    // once (actix-web waits for idle keep-alive connections); a reconnecting
+    // client opens a new one either way.
+    response.force_close();
+    for (name, value) in RESPONSE_HEADERS {
+        // Both sides are valid header bytes: the conversion cannot fail.
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(name.as_str().as_bytes()), HeaderValue::from_bytes(value.as_bytes()))
+        {
+            response.insert_header((name, value));
+        }
+    }
+    response.streaming(IoErrors { sse })
 }
 
 pin_project_lite::pin_project! {

@@ -12,12 +12,38 @@ use axum_core::extract::FromRequestParts;
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 
-use crate::{Resume, Source, Sse};
+use crate::{Resume, Source, Sse, SubscribeError};
 
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 impl<S: Source + Send + 'static> IntoResponse for Sse<S> {
     fn into_response(self) -> Response {
         self.into_http_response().map(Body::new)
+    }
+}
+
+/// A refused subscription: when it is temporary
+/// ([`SubscribeError::is_temporary`]), a `200` stream that sets a retry delay of
+/// 2 to 5 s and ends, so that `EventSource` comes back; otherwise `400` with the
+/// error as text. A handler can thus return `hub.sse(..)` as is.
+///
+/// # Examples
+///
+/// ```
+/// use axum::extract::State;
+/// use ssekit::{Hub, Resume, Sse, SubscribeError, Subscription};
+///
+/// async fn events(State(hub): State<Hub>, resume: Resume) -> Result<Sse<Subscription>, SubscribeError> {
+///     hub.sse("news", resume)
+/// }
+/// let app: axum::Router = axum::Router::new().route("/events", axum::routing::get(events)).with_state(Hub::new());
+/// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+impl IntoResponse for SubscribeError {
+    fn into_response(self) -> Response {
+        match crate::connection::try_later(&self) {
+            Some(sse) => sse.into_response(),
+            None => (http::StatusCode::BAD_REQUEST, self.to_string()).into_response(),
+        }
     }
 }
 

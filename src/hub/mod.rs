@@ -800,3 +800,26 @@ pub enum SubscribeError {
     #[error("hub is closed")]
     Closed,
 }
+
+impl SubscribeError {
+    /// Whether the client may succeed later: the hub is closing (a restart), or
+    /// it holds as many topics as it may (idle ones are dropped as they expire).
+    /// A name the hub refuses will not do later either.
+    ///
+    /// An SSE endpoint answers a temporary refusal with a stream that sets the
+    /// retry delay and ends ([`Sse::try_later`]): `EventSource` gives up for good
+    /// on any status but `200`. With the `axum` or `actix` feature, the error is
+    /// itself that answer (and `400` for the others), so a handler can return
+    /// `hub.sse(..)` as is.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let hub = ssekit::Hub::new();
+    /// hub.close();
+    /// assert!(hub.subscribe("news", ssekit::Resume::Live).unwrap_err().is_temporary());
+    /// ```
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, Self::Closed | Self::Topic(TopicError::Limit { .. }))
+    }
+}

@@ -495,6 +495,45 @@ pub(crate) async fn check_per_request(addr: SocketAddr, feed: &Feed) {
     assert!(sse.try_next_event().await.is_none(), "the stream ends with its source");
 }
 
+/// The hub of [`check_refusals`]: one topic at most, of names up to 8 bytes.
+#[allow(dead_code)] // Not every test file serves it.
+pub(crate) fn refusing_hub() -> Hub {
+    Hub::builder().max_topics(1).max_topic_len(8).build()
+}
+
+/// A server whose `GET /events/{topic}` returns `hub.sse(topic, resume)` as is,
+/// over [`refusing_hub`]: a temporary refusal (the topic limit, a closing hub)
+/// is a `200` stream with a retry hint of 2 to 5 s that ends, so `EventSource`
+/// comes back; a refused name is a `400`.
+#[allow(dead_code)]
+pub(crate) async fn check_refusals(server: Server) {
+    let addr = server.addr;
+    let get = |topic: &str| {
+        let target = format!("/events/{topic}");
+        async move { request(addr, "GET", &target, &[], b"").await }
+    };
+    async fn assert_try_later(mut response: Response) {
+        response.assert_sse_headers();
+        let body = String::from_utf8(response.read_to_end().await).expect("UTF-8");
+        let millis: u64 = body
+            .strip_prefix("retry: ")
+            .and_then(|rest| rest.strip_suffix("\n\n"))
+            .and_then(|millis| millis.parse().ok())
+            .unwrap_or_else(|| panic!("a retry hint alone: {body:?}"));
+        assert!((2_000..=5_000).contains(&millis), "{millis}");
+    }
+    let held = get("held").await;
+    held.assert_sse_headers();
+    wait_subscribers(&server.hub, "held", 1).await;
+    assert_try_later(get("other").await).await;
+    // (Dropped at once: an idle keep-alive connection holds actix-web's graceful stop.)
+    assert_eq!(get("much-too-long").await.status, 400);
+    server.hub.close();
+    assert_try_later(get("held").await).await;
+    drop(held);
+    server.shutdown().await;
+}
+
 /// The demo contract's checks as one `#[test]` each, for a test file whose
 /// `start()` serves the demo on some framework; `detect` is how that framework
 /// notices a client that left.
