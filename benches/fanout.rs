@@ -5,7 +5,8 @@
 //! Side by side, in one group per N:
 //!
 //! - `ssekit`: N tasks, each awaiting `Subscription::next()` on one hub topic. The event is
-//!   encoded once at publish; every subscriber gets the same `Bytes` frame.
+//!   encoded once at publish; the subscribers share that frame (one this small is copied once
+//!   per runtime thread, so that each thread's subscribers share a reference count of their own).
 //! - `ssekit_sse`: the same through `Hub::sse` (the per-connection stream with keep-alive), what
 //!   a framework adapter polls.
 //! - `broadcast_axum`: the pattern applications write today: a `tokio::sync::broadcast`

@@ -357,6 +357,22 @@ impl Sse<Subscription> {
     pub fn from_subscription(subscription: Subscription) -> Self {
         Self::from_source(subscription)
     }
+
+    /// Runs `on_close` when the stream is dropped: when its client left or the
+    /// stream ended (see [`Subscription::on_close`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let hub = ssekit::Hub::new();
+    /// let sse = hub.sse("news", ssekit::Resume::Live)?.on_close(|| println!("client left"));
+    /// drop(sse); // prints "client left"
+    /// # Ok::<(), ssekit::SubscribeError>(())
+    /// ```
+    pub fn on_close(mut self, on_close: impl FnOnce() + Send + Sync + 'static) -> Self {
+        self.source = self.source.on_close(on_close);
+        self
+    }
 }
 
 impl<S: Source> Sse<S> {

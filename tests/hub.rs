@@ -612,6 +612,14 @@ async fn on_close_runs_on_drop() {
     drop(sse);
     assert!(closed.load(Ordering::SeqCst));
     assert_eq!(hub.subscribers("t"), 0);
+
+    // The same on a stream from `Hub::sse`.
+    let left = Arc::new(AtomicBool::new(false));
+    let flag = left.clone();
+    let sse = hub.sse("t", Resume::Live).unwrap().on_close(move || flag.store(true, Ordering::SeqCst));
+    assert!(!left.load(Ordering::SeqCst));
+    drop(sse);
+    assert!(left.load(Ordering::SeqCst));
 }
 
 /// A waker that drops a subscription when woken.

@@ -91,7 +91,26 @@ impl Topic {
     }
 }
 
-/// A fresh epoch: 32 random bits with the top one set, so always 8 hex digits.
+/// A fresh epoch: 32 bits with the top one set, so always 8 hex digits.
+///
+/// The others count up from a random start per process: a process never gives
+/// two logs the same epoch (until 2^31 of them), so an id of a dropped topic
+/// cannot resume in its successor; another process starts elsewhere.
 pub(crate) fn new_epoch() -> u64 {
-    crate::random::u64() >> 32 | 1 << 31
+    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    // Not part of any protocol between threads: std's atomic under loom too.
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let start = *START.get_or_init(crate::random::u64);
+    (start.wrapping_add(COUNT.fetch_add(1, Ordering::Relaxed)) & 0x7fff_ffff) | 1 << 31
+}
+
+#[cfg(all(test, not(ssekit_loom)))]
+mod tests {
+    #[test]
+    fn epochs_are_new_and_eight_hex_digits() {
+        let epochs: Vec<u64> = (0..1000).map(|_| super::new_epoch()).collect();
+        assert!(epochs.iter().all(|e| format!("{e:x}").len() == 8));
+        let distinct: std::collections::HashSet<_> = epochs.iter().collect();
+        assert_eq!(distinct.len(), epochs.len());
+    }
 }
