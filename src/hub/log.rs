@@ -114,6 +114,11 @@ impl Log {
         self.entries.is_empty()
     }
 
+    /// When the newest frame was appended.
+    pub(crate) fn newest_at(&self) -> Option<Instant> {
+        self.entries.back().map(|e| e.at)
+    }
+
     /// Whether [`Log::expire`] would drop anything now.
     pub(crate) fn has_expired(&self, now: Instant) -> bool {
         let max_age = self.limits.max_age;

@@ -30,8 +30,10 @@
 //!
 //! Each topic's log holds at most [`HubBuilder::history`] events and
 //! [`HubBuilder::max_bytes`] bytes; the hub holds at most
-//! [`HubBuilder::max_topics`] topics. A topic with no subscriber and no retained
-//! event (none published, or all older than [`HubBuilder::max_age`]) is dropped.
+//! [`HubBuilder::max_topics`] topics. A topic with no subscriber is dropped
+//! when it retains no event (none published, or all older than
+//! [`HubBuilder::max_age`]), or when nobody subscribed or published for
+//! [`HubBuilder::idle_ttl`] (an hour by default).
 //!
 //! Besides, each thread that polls subscriptions keeps the last chunk it read
 //! (at most 64 KiB), so that the other subscribers it serves after a publish
@@ -461,7 +463,7 @@ impl Shared {
     fn release(&self, topic: &Topic) {
         let mut topics = self.topics_mut();
         if topic.subscribers() == 0 {
-            topics.drop_if_idle(topic, Instant::now());
+            topics.left(topic, Instant::now());
         }
     }
 
@@ -571,6 +573,7 @@ type ResetData = Arc<dyn Fn(&str, ResetReason) -> String + Send + Sync>;
 #[derive(Clone)]
 pub struct HubBuilder {
     limits: Limits,
+    idle_ttl: Option<Duration>,
     max_topics: usize,
     max_topic_len: usize,
     lag_policy: LagPolicy,
@@ -581,11 +584,13 @@ pub struct HubBuilder {
 
 impl HubBuilder {
     /// The defaults: 1 024 events and 4 MiB per topic, no age limit, 10 000
-    /// topics of names up to 256 bytes, [`LagPolicy::Reset`], reset events
+    /// topics of names up to 256 bytes, idle topics kept one hour,
+    /// [`LagPolicy::Reset`], reset events
     /// named `reset` with data `{"reason":"<reason>"}`, and [`SseConfig::new`].
     pub fn new() -> Self {
         Self {
             limits: Limits { max_events: 1024, max_bytes: 4 << 20, max_age: None },
+            idle_ttl: Some(Duration::from_secs(3600)),
             max_topics: 10_000,
             max_topic_len: 256,
             lag_policy: LagPolicy::default(),
@@ -633,12 +638,27 @@ impl HubBuilder {
         self
     }
 
+    /// How long a topic with no subscriber and no publish is kept (default one
+    /// hour; `None`: until its events are older than [`HubBuilder::max_age`]).
+    ///
+    /// A topic created by a publish that nobody follows, or one that all its
+    /// subscribers left, then gives its place back for other topics: without
+    /// this limit (and without an age limit), topics named by whoever can publish
+    /// would stay for good and could fill [`HubBuilder::max_topics`]. A client
+    /// that comes back to a dropped topic with an id gets a `reset`
+    /// ([`ResetReason::UnknownEpoch`]); a topic in use is never dropped.
+    pub fn idle_ttl(&mut self, ttl: Option<Duration>) -> &mut Self {
+        self.idle_ttl = ttl;
+        self
+    }
+
     /// Topics held at most; creating one more is an error
     /// ([`TopicError::Limit`]) unless an idle topic can be dropped to make room.
     ///
     /// At the limit, a refusal is usually as cheap as a look-up: the hub sweeps
     /// its topics only once an idle one can have expired (see
-    /// [`HubBuilder::max_age`]) or was created by a publish, not on every
+    /// [`HubBuilder::max_age`] and [`HubBuilder::idle_ttl`]) or was created by a
+    /// publish, not on every
     /// attempt, so clients asking for new topic names cannot make it scan them
     /// all on every request.
     pub fn max_topics(&mut self, topics: usize) -> &mut Self {
@@ -710,7 +730,7 @@ impl HubBuilder {
         Event::new().event(self.reset_event.as_str()).validate()?;
         Ok(Hub {
             shared: Arc::new(Shared {
-                topics: RwLock::default(),
+                topics: RwLock::new(Topics::new(self.idle_ttl)),
                 config: self.clone(),
                 shutdown: Shutdown::new(),
                 final_frame: OnceLock::new(),
@@ -731,6 +751,7 @@ impl fmt::Debug for HubBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HubBuilder")
             .field("limits", &self.limits)
+            .field("idle_ttl", &self.idle_ttl)
             .field("max_topics", &self.max_topics)
             .field("max_topic_len", &self.max_topic_len)
             .field("lag_policy", &self.lag_policy)

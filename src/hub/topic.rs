@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use super::log::{Limits, Log};
 use super::sync::{AtomicU64, AtomicUsize, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -35,6 +36,9 @@ pub(crate) struct State {
     /// Set, under this lock, when the hub drops the topic: a publisher that still
     /// holds it looks the topic up again instead of appending to a dead log.
     pub(crate) removed: bool,
+    /// When the topic was created, or last lost its last subscriber: with no
+    /// subscriber and no publish since a while, the hub drops it.
+    pub(crate) idle_since: Instant,
 }
 
 impl Topic {
@@ -48,7 +52,13 @@ impl Topic {
             id: IDS.fetch_add(1, Ordering::Relaxed),
             name,
             replica,
-            state: RwLock::new(State { log: Log::new(limits), epoch, ready: !replica, removed: false }),
+            state: RwLock::new(State {
+                log: Log::new(limits),
+                epoch,
+                ready: !replica,
+                removed: false,
+                idle_since: Instant::now(),
+            }),
             wakers: Wakers::default(),
             version: AtomicU64::new(0),
             subscribers: AtomicUsize::new(0),

@@ -1,7 +1,8 @@
 //! [`Topics`]: the hub's topics by name, and the sweep that drops idle ones.
 //!
 //! A topic with no subscriber is dropped once its log holds nothing (all its
-//! events are older than the age limit), or at once if it is a replica (the
+//! events are older than the age limit), once it has been idle (no subscriber,
+//! no publish) for the idle time limit, or at once if it is a replica (the
 //! shared log keeps its events). Topics are checked when they lose their last
 //! subscriber and, all of them, when the topic limit is reached.
 //!
@@ -13,13 +14,17 @@
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::Topic;
+use super::topic::State;
 
 #[derive(Debug, Default)]
 pub(crate) struct Topics {
     map: HashMap<Arc<str>, Arc<Topic>>,
+    /// How long a topic without subscribers and publishes is kept (`None`: until
+    /// its log is empty).
+    idle_ttl: Option<Duration>,
     /// No topic kept now can be dropped by a sweep before this moment; `None`:
     /// none can until one loses its last subscriber or is created without one.
     ///
@@ -39,6 +44,10 @@ impl Deref for Topics {
 }
 
 impl Topics {
+    pub(crate) fn new(idle_ttl: Option<Duration>) -> Self {
+        Self { idle_ttl, ..Self::default() }
+    }
+
     /// Adds `topic`, created just now. One created without a subscriber (by a
     /// publish) is idle from the start: the next sweep looks at it.
     pub(crate) fn add(&mut self, topic: Arc<Topic>, now: Instant) {
@@ -64,21 +73,37 @@ impl Topics {
         }
     }
 
+    /// `topic` lost its last subscriber just now: it is idle from now on.
+    pub(crate) fn left(&mut self, topic: &Topic, now: Instant) {
+        topic.write().idle_since = now;
+        self.drop_if_idle(topic, now);
+    }
+
     /// With no subscriber on `topic`: drops it if its log holds nothing (after
-    /// expiry), or if it is a replica (the shared log keeps the events; the topic
-    /// is loaded again on its next subscriber). Otherwise notes when its log
-    /// will have expired.
+    /// expiry), if it was idle for the idle time limit, or if it is a replica
+    /// (the shared log keeps the events; the topic is loaded again on its next
+    /// subscriber). Otherwise notes when it can go.
     pub(crate) fn drop_if_idle(&mut self, topic: &Topic, now: Instant) {
         let mut state = topic.write();
         if state.removed {
             return;
         }
-        if state.log.expire(now) || topic.replica {
+        let idle_until = self.idle_until(&state);
+        if state.log.expire(now) || topic.replica || idle_until.is_some_and(|until| until <= now) {
             state.removed = true;
             self.map.remove(&topic.name);
         } else {
             self.note(state.log.expires_at());
+            self.note(idle_until);
         }
+    }
+
+    /// When an idle topic in `state` has been idle for the limit: neither
+    /// subscribed nor published to since. `None`: never (no limit, or past what
+    /// `Instant` holds).
+    fn idle_until(&self, state: &State) -> Option<Instant> {
+        let since = state.log.newest_at().map_or(state.idle_since, |at| at.max(state.idle_since));
+        since.checked_add(self.idle_ttl?)
     }
 
     /// Lowers [`Topics::next_sweep`] to `at`.
@@ -141,5 +166,41 @@ mod tests {
         assert!(d.remove_subscriber(), "the last one");
         topics.drop_if_idle(&d, start);
         assert_eq!((topics.len(), topics.next_sweep), (2, Some(start + age)));
+    }
+
+    #[test]
+    fn a_topic_idle_for_the_limit_goes_even_with_events() {
+        let ttl = Duration::from_secs(60);
+        // After the topics' creation, which counts as the start of their idle time.
+        let start = Instant::now() + Duration::from_secs(1);
+        let mut topics = Topics::new(Some(ttl));
+
+        // Created by a publish nobody follows: idle since its last publish.
+        topics.add(topic("published", None, Some(start)), start);
+        topics.sweep(start);
+        assert_eq!((topics.len(), topics.next_sweep), (1, Some(start + ttl)));
+        topics.get("published").unwrap().write().log.append(
+            Bytes::from_static(
+                b"data: y
+
+",
+            ),
+            start + ttl / 2,
+        );
+        topics.make_room(start + ttl);
+        assert_eq!(topics.len(), 1, "a publish keeps it");
+        assert_eq!(topics.next_sweep, Some(start + ttl / 2 + ttl));
+
+        // Subscribed for longer than the limit: idle from when its last subscriber left.
+        let followed = topic("followed", None, Some(start));
+        followed.add_subscriber();
+        topics.add(followed.clone(), start);
+        topics.sweep(start + 2 * ttl);
+        assert_eq!(topics.len(), 1, "the published one went; a followed topic stays");
+        assert!(followed.remove_subscriber());
+        topics.left(&followed, start + 2 * ttl);
+        assert_eq!((topics.len(), topics.next_sweep), (1, Some(start + 3 * ttl)));
+        topics.make_room(start + 3 * ttl);
+        assert!(topics.is_empty());
     }
 }
