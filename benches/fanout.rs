@@ -276,7 +276,13 @@ fn run<F: Fanout>(
 }
 
 fn fanout(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    // `FANOUT_WORKERS=1`: one worker thread, to tell the fan-out's own cost from
+    // what spreading the subscriber tasks over the cores adds.
+    if let Some(workers) = std::env::var("FANOUT_WORKERS").ok().and_then(|w| w.parse().ok()) {
+        rt.worker_threads(workers);
+    }
+    let rt = rt.enable_all().build().expect("runtime");
     let mut group = c.benchmark_group("fanout");
     group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
     for n in SUBSCRIBERS {
