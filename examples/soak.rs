@@ -366,8 +366,12 @@ async fn main() -> std::io::Result<()> {
     println!("summary after {} s (warm-up {} s):", start.elapsed().as_secs(), warm_up.as_secs());
     println!("  rss after warm-up: min {:.1} MiB, max {:.1} MiB", mib(rss_min), mib(rss_max));
     println!(
-        "  max subscribers: {max_subscribers}; published: {}; lagged resets: {}; lag disconnects: {}",
-        m.published, m.resets_lagged, m.disconnects_lagged
+        "  max subscribers: {max_subscribers}; published: {}; lagged resets: {}; exact resumes: {}",
+        m.published, m.resets_lagged, m.resumes_exact
+    );
+    println!(
+        "  disconnects: {} clients left, {} at close, {} at their lifetime, {} lagged",
+        m.disconnects_client, m.disconnects_closed, m.disconnects_lifetime, m.disconnects_lagged
     );
     println!(
         "  clients: {} connections, {} events, {} resets ({} lagged)",

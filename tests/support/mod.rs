@@ -407,6 +407,7 @@ pub(crate) enum Detect {
 pub(crate) async fn check_disconnect(server: &Server, detect: Detect) {
     let sse = events(server.addr, "topic=gone", &[]).await;
     assert_eq!(server.hub.subscribers("gone"), 1);
+    let left_before = server.hub.metrics().disconnects_client;
     drop(sse);
     let unsubscribed = tokio::time::timeout(TIMEOUT, async {
         while server.hub.subscribers("gone") != 0 {
@@ -419,6 +420,7 @@ pub(crate) async fn check_disconnect(server: &Server, detect: Detect) {
     if unsubscribed.await.is_err() {
         assert_eq!(server.hub.subscribers("gone"), 0, "unsubscribed within {TIMEOUT:?}");
     }
+    assert_eq!(server.hub.metrics().disconnects_client, left_before + 1, "counted as a client that left");
 }
 
 /// An invalid `/publish` body is answered 400 with a JSON error, and nothing is published.
