@@ -147,6 +147,13 @@ pub trait Source: sealed::Sealed {
     /// The stream is ending at its maximum lifetime.
     #[doc(hidden)]
     fn lifetime_over(self: Pin<&mut Self>) {}
+
+    /// A frame taken from the underlying stream but not sent yet, to send before
+    /// the stream ends.
+    #[doc(hidden)]
+    fn take_held(self: Pin<&mut Self>) -> Option<Bytes> {
+        None
+    }
 }
 
 impl sealed::Sealed for Subscription {}
@@ -227,6 +234,10 @@ where
             }
         }
         Poll::Ready(Some(Ok(batch.map_or(first, BytesMut::freeze))))
+    }
+
+    fn take_held(self: Pin<&mut Self>) -> Option<Bytes> {
+        self.project().next.take()
     }
 }
 
@@ -423,7 +434,9 @@ impl<S: Source> Stream for Sse<S> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut this = self.project();
         if *this.done {
-            return Poll::Ready(None);
+            // Whatever ended the stream, a frame the source already took from its
+            // stream goes out last: it must not be lost.
+            return Poll::Ready(this.source.take_held().map(Ok));
         }
         if !*this.started {
             let now = Instant::now();
@@ -442,7 +455,7 @@ impl<S: Source> Stream for Sse<S> {
         if let Some((shutdown, notified)) = this.shutdown {
             if shutdown.is_triggered() || notified.as_mut().poll(cx).is_ready() {
                 *this.done = true;
-                return Poll::Ready(None);
+                return Poll::Ready(this.source.take_held().map(Ok));
             }
         }
         match this.source.as_mut().poll_chunk(cx) {
@@ -451,7 +464,7 @@ impl<S: Source> Stream for Sse<S> {
                 let now = Instant::now();
                 *this.last_write = Some(now);
                 // A source that is always ready must not outlive the lifetime:
-                // this chunk is the last.
+                // this chunk is the last (but for a frame the source holds).
                 if this.end_at.is_some_and(|end| end <= now) {
                     *this.done = true;
                     this.source.lifetime_over();
@@ -493,8 +506,8 @@ impl<S: Source> Stream for Sse<S> {
             let due = now + Duration::from_millis(1);
             if this.end_at.is_some_and(|end| end <= due) {
                 *this.done = true;
-                this.source.lifetime_over();
-                return Poll::Ready(None);
+                this.source.as_mut().lifetime_over();
+                return Poll::Ready(this.source.take_held().map(Ok));
             }
             let keep_alive_at = keep_alive_at(this.last_write, now);
             if keep_alive_at.is_some_and(|at| at <= due) {

@@ -133,6 +133,50 @@ async fn max_lifetime_ends_a_stream_that_is_always_ready() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn nothing_taken_from_the_stream_is_lost_when_it_ends() {
+    // Two events too large to share a chunk become ready together just as the
+    // lifetime ends, or as the shutdown signal fires: the second, already taken
+    // from the stream, is sent before the end all the same.
+    let big = || Event::new().data("x".repeat(10_000));
+    let at_lifetime =
+        stream::once(tokio::time::sleep(Duration::from_secs(1))).flat_map(move |_| stream::iter([big(), big()]));
+    let lifetime = no_keep_alive().max_lifetime(Duration::from_secs(1), Duration::ZERO);
+    let shutdown = Shutdown::new();
+    let at_shutdown = stream::iter([big(), big()]);
+    for (sse, end) in [
+        (Sse::new(at_lifetime.boxed()).with_config(lifetime), None),
+        (Sse::new(at_shutdown.boxed()).with_config(no_keep_alive()).with_shutdown(shutdown.clone()), Some(&shutdown)),
+    ] {
+        let mut sse = std::pin::pin!(sse);
+        let mut decoder = Decoder::new();
+        let first = timeout(PATIENCE, sse.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(decoder.feed(&first).unwrap().len(), 1, "one 10 KB event per chunk");
+        if let Some(shutdown) = end {
+            shutdown.trigger();
+        }
+        let rest: Vec<_> = timeout(PATIENCE, sse.collect::<Vec<_>>()).await.unwrap();
+        let events: usize = rest.iter().map(|chunk| decoder.feed(chunk.as_ref().unwrap()).unwrap().len()).sum();
+        assert_eq!(events, 1, "the held event went out before the end");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hub_stream_ended_by_its_lifetime_is_counted_so() {
+    // Ended after a chunk (the source was ready at the deadline), not by the timer.
+    let hub = Hub::builder().stream(no_keep_alive().max_lifetime(Duration::from_secs(10), Duration::ZERO)).build();
+    let mut sse = hub.sse("t", Resume::Live).unwrap();
+    hub.publish("t", Event::new().data("1")).unwrap();
+    assert!(sse.next().await.unwrap().is_ok());
+    tokio::time::advance(Duration::from_secs(11)).await;
+    hub.publish("t", Event::new().data("2")).unwrap();
+    assert!(sse.next().await.unwrap().is_ok(), "the chunk in hand goes out");
+    assert!(sse.next().await.is_none());
+    drop(sse);
+    let metrics = hub.metrics();
+    assert_eq!((metrics.disconnects_lifetime, metrics.disconnects_client), (1, 0));
+}
+
+#[tokio::test(start_paused = true)]
 async fn hub_streams_end_by_lifetime_and_resume_without_loss() {
     let hub = Hub::builder().stream(no_keep_alive().max_lifetime(Duration::from_secs(30), Duration::ZERO)).build();
     let mut sse = hub.sse("t", Resume::Live).unwrap();

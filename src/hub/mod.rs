@@ -362,11 +362,12 @@ impl Hub {
         frame.map(drop)
     }
 
-    /// Drops every topic that has no subscriber and no retained event. The hub
-    /// does this by itself when a topic loses its last subscriber and, once an
-    /// idle topic can have expired, when the topic limit is reached; call it to
-    /// return memory sooner with
-    /// [`HubBuilder::max_age`].
+    /// Drops every topic that has no subscriber and no retained event, or has
+    /// been idle for [`HubBuilder::idle_ttl`], and gives back the memory of the
+    /// expired events of the others that have no subscriber. The hub does this by
+    /// itself for a topic when it loses its last subscriber and, for all of them
+    /// once one can have expired, when the topic limit is reached; call it (say
+    /// every minute) to return memory sooner.
     pub fn sweep(&self) {
         self.shared.sweep();
     }
@@ -463,7 +464,7 @@ impl Shared {
     fn release(&self, topic: &Topic) {
         let mut topics = self.topics_mut();
         if topic.subscribers() == 0 {
-            topics.left(topic, Instant::now());
+            topics.drop_if_idle(topic, Instant::now());
         }
     }
 
@@ -631,15 +632,17 @@ impl HubBuilder {
     ///
     /// A resume never replays an event older than this: the client gets a
     /// `reset` ([`ResetReason::Evicted`]) instead. The memory is given back at the
-    /// topic's next publish, or at a sweep ([`Hub::sweep`], or when the hub needs
-    /// room for a topic).
+    /// topic's next publish or, once it has no subscriber, at a sweep
+    /// ([`Hub::sweep`], or when the hub needs room for a topic).
     pub fn max_age(&mut self, age: Duration) -> &mut Self {
         self.limits.max_age = Some(age);
         self
     }
 
-    /// How long a topic with no subscriber and no publish is kept (default one
-    /// hour; `None`: until its events are older than [`HubBuilder::max_age`]).
+    /// How long a topic with no subscriber and no publish is kept at least
+    /// (default one hour; `None`: until its events are older than
+    /// [`HubBuilder::max_age`]). It goes at the next sweep after that: when the
+    /// hub needs room for a topic, or at [`Hub::sweep`].
     ///
     /// A topic created by a publish that nobody follows, or one that all its
     /// subscribers left, then gives its place back for other topics: without
@@ -824,7 +827,8 @@ pub enum SubscribeError {
 
 impl SubscribeError {
     /// Whether the client may succeed later: the hub is closing (a restart), or
-    /// it holds as many topics as it may (idle ones are dropped as they expire).
+    /// it holds as many topics as it may (idle ones are dropped as they expire,
+    /// see [`HubBuilder::idle_ttl`]).
     /// A name the hub refuses will not do later either.
     ///
     /// An SSE endpoint answers a temporary refusal with a stream that sets the
