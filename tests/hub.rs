@@ -550,6 +550,23 @@ async fn idle_topics_go_after_the_idle_limit_even_with_events() {
 }
 
 #[tokio::test]
+async fn a_lagging_subscriber_skips_events_older_than_the_age_limit_too() {
+    let age = Duration::from_millis(20);
+    let hub = Hub::builder().history(4).max_age(age).build();
+    let mut reader = Reader::new(hub.subscribe("t", Resume::Live).unwrap());
+    let mut last = None;
+    for i in 1..=6 {
+        last = Some(hub.publish("t", data(format!("e{i}"))).unwrap());
+    }
+    // Offsets 1 and 2 are evicted by count; 3 to 6 are still in the log, but
+    // older than the age limit by the time the subscriber reads.
+    std::thread::sleep(age * 3);
+    let events = reader.take(1).await;
+    assert_eq!(assert_reset(&events[0], "lagged"), last.unwrap());
+    reader.assert_idle();
+}
+
+#[tokio::test]
 async fn a_topic_that_expires_after_its_last_subscriber_left_makes_room() {
     let age = Duration::from_millis(300);
     let hub = Hub::builder().max_topics(2).max_age(age).build();

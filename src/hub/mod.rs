@@ -543,7 +543,7 @@ impl fmt::Display for ResetReason {
 #[non_exhaustive]
 pub enum LagPolicy {
     /// Send a `reset` event (reason `lagged`) and continue from the oldest
-    /// retained event.
+    /// retained event (not older than [`HubBuilder::max_age`]).
     #[default]
     Reset,
     /// End the subscription; the client reconnects with its last id and gets a

@@ -231,7 +231,8 @@ impl Next {
         match state.log.read(cursor, MAX_BATCH) {
             Read::Frames(frames, next) => Self::Frames(Chunk { frames, next, caught_up: next == state.log.next() }),
             Read::UpToDate => Self::UpToDate,
-            Read::Evicted(first) => Self::Lagged(first),
+            // Continue after the events older than the age limit too, as a resume would.
+            Read::Evicted(_) => Self::Lagged(state.log.first_fresh()),
         }
     }
 }
