@@ -159,6 +159,7 @@ pub trait Source: sealed::Sealed {
 impl sealed::Sealed for Subscription {}
 
 impl Source for Subscription {
+    #[inline]
     fn poll_chunk(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BoxError>>> {
         self.poll_next(cx).map(|chunk| chunk.map(Ok))
     }
@@ -487,19 +488,18 @@ impl<S: Source> Stream for Sse<S> {
             return Poll::Pending;
         }
         // An interval past what an `Instant` holds is never.
-        let keep_alive_at = |last_write: &Option<Instant>, now: Instant| {
-            this.config.keep_alive.and_then(|interval| last_write.unwrap_or(now).checked_add(interval))
-        };
         if let (Some(timer), Some(waker)) = (this.timer.as_ref(), this.timer_waker.as_ref()) {
-            // Armed no later than it must fire, not fired, and set to wake this task.
-            let target = earliest(keep_alive_at(this.last_write, timer.deadline()), *this.end_at);
-            if target.is_some_and(|target| timer.deadline() <= target)
-                && !timer.is_elapsed()
-                && waker.will_wake(cx.waker())
-            {
+            // The timer is never later than it must fire: the loop below sets it
+            // to the target (the keep-alive time or the end of the lifetime), and
+            // the target only moves later, as data is written. So while it has
+            // not fired and is set to wake this task, there is nothing to do.
+            if !timer.is_elapsed() && waker.will_wake(cx.waker()) {
                 return Poll::Pending;
             }
         }
+        let keep_alive_at = |last_write: &Option<Instant>, now: Instant| {
+            this.config.keep_alive.and_then(|interval| last_write.unwrap_or(now).checked_add(interval))
+        };
         let mut now = Instant::now();
         loop {
             // Timers fire at millisecond granularity: a deadline this close is due.
