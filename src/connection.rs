@@ -405,6 +405,9 @@ impl<S: Source> Sse<S> {
     /// Replaces the keep-alive, retry and lifetime settings.
     pub fn with_config(mut self, config: SseConfig) -> Self {
         self.config = config;
+        // An armed timer may be later than the new settings want: the next idle
+        // poll checks it again.
+        self.timer_waker = None;
         self
     }
 

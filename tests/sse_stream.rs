@@ -70,6 +70,21 @@ async fn keep_alive_after_the_idle_interval() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_shorter_keep_alive_set_after_a_poll_is_kept() {
+    let mut sse =
+        Sse::new(stream::pending::<Event>()).with_config(SseConfig::new().keep_alive(Some(Duration::from_secs(15))));
+    // Idle, its timer armed for 15 s to wake this task.
+    std::future::poll_fn(|cx| {
+        assert!(sse.poll_next_unpin(cx).is_pending());
+        std::task::Poll::Ready(())
+    })
+    .await;
+    let mut sse = sse.with_config(SseConfig::new().keep_alive(Some(Duration::from_secs(1))));
+    let chunk = timeout(Duration::from_secs(3), sse.next()).await.expect("a keep-alive within 3 s");
+    assert_eq!(chunk.unwrap().unwrap(), KEEP_ALIVE);
+}
+
+#[tokio::test(start_paused = true)]
 async fn no_keep_alive_while_data_flows() {
     let hub = Hub::builder().stream(SseConfig::new().keep_alive(Some(Duration::from_secs(15)))).build();
     let mut sse = hub.sse("t", Resume::Live).unwrap();
