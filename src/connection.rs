@@ -490,7 +490,6 @@ impl<S: Source> Stream for Sse<S> {
         if this.config.keep_alive.is_none() && this.end_at.is_none() {
             return Poll::Pending;
         }
-        // An interval past what an `Instant` holds is never.
         if let (Some(timer), Some(waker)) = (this.timer.as_ref(), this.timer_waker.as_ref()) {
             // The timer is never later than it must fire: the loop below sets it
             // to the target (the keep-alive time or the end of the lifetime), and
@@ -500,6 +499,7 @@ impl<S: Source> Stream for Sse<S> {
                 return Poll::Pending;
             }
         }
+        // An interval past what an `Instant` holds is never.
         let keep_alive_at = |last_write: &Option<Instant>, now: Instant| {
             this.config.keep_alive.and_then(|interval| last_write.unwrap_or(now).checked_add(interval))
         };

@@ -23,6 +23,13 @@ struct Entry {
     at: Instant,
 }
 
+impl Entry {
+    /// Whether the frame is older than `max_age` at `now`.
+    fn is_stale(&self, now: Instant, max_age: Duration) -> bool {
+        now.saturating_duration_since(self.at) > max_age
+    }
+}
+
 /// What a reader at some offset finds.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Read {
@@ -108,8 +115,10 @@ impl Log {
 
     /// Drops frames older than the age limit. Returns whether the log is now empty.
     pub(crate) fn expire(&mut self, now: Instant) -> bool {
-        while self.has_expired(now) {
-            self.pop();
+        if let Some(max_age) = self.limits.max_age {
+            while self.entries.front().is_some_and(|e| e.is_stale(now, max_age)) {
+                self.pop();
+            }
         }
         self.entries.is_empty()
     }
@@ -119,10 +128,13 @@ impl Log {
         self.entries.back().map(|e| e.at)
     }
 
-    /// Whether [`Log::expire`] would drop anything now.
-    pub(crate) fn has_expired(&self, now: Instant) -> bool {
-        let max_age = self.limits.max_age;
-        self.entries.front().zip(max_age).is_some_and(|(e, max_age)| now.saturating_duration_since(e.at) > max_age)
+    /// How many of the oldest frames are older than the age limit at `now`.
+    fn stale(&self, now: Instant) -> usize {
+        let Some(max_age) = self.limits.max_age else {
+            return 0;
+        };
+        // Entries are in time order: the stale ones are a prefix.
+        self.entries.partition_point(|e| e.is_stale(now, max_age))
     }
 
     /// The oldest offset a subscriber may start from: the oldest retained one,
@@ -130,13 +142,10 @@ impl Log {
     /// (that happens at the next append or sweep). Reads the clock only with an
     /// age limit.
     pub(crate) fn first_fresh(&self) -> u64 {
-        let Some(max_age) = self.limits.max_age else {
+        if self.limits.max_age.is_none() {
             return self.first;
-        };
-        let now = Instant::now();
-        // Entries are in time order: the stale ones are a prefix.
-        let stale = self.entries.partition_point(|e| now.saturating_duration_since(e.at) > max_age);
-        self.first + stale as u64
+        }
+        self.first + self.stale(Instant::now()) as u64
     }
 
     /// After which [`Log::expire`] finds the log empty: when its newest frame is

@@ -586,8 +586,8 @@ pub struct HubBuilder {
 impl HubBuilder {
     /// The defaults: 1 024 events and 4 MiB per topic, no age limit, 10 000
     /// topics of names up to 256 bytes, idle topics kept one hour,
-    /// [`LagPolicy::Reset`], reset events
-    /// named `reset` with data `{"reason":"<reason>"}`, and [`SseConfig::new`].
+    /// [`LagPolicy::Reset`], reset events named `reset` with data
+    /// `{"reason":"<reason>"}`, and [`SseConfig::new`].
     pub fn new() -> Self {
         Self {
             limits: Limits { max_events: 1024, max_bytes: 4 << 20, max_age: None },
@@ -661,9 +661,8 @@ impl HubBuilder {
     /// At the limit, a refusal is usually as cheap as a look-up: the hub sweeps
     /// its topics only once an idle one can have expired (see
     /// [`HubBuilder::max_age`] and [`HubBuilder::idle_ttl`]) or was created by a
-    /// publish, not on every
-    /// attempt, so clients asking for new topic names cannot make it scan them
-    /// all on every request.
+    /// publish, not on every attempt, so clients asking for new topic names
+    /// cannot make it scan them all on every request.
     pub fn max_topics(&mut self, topics: usize) -> &mut Self {
         self.max_topics = topics;
         self

@@ -313,11 +313,7 @@ impl Stream for Subscription {
                 }
                 Next::Start { epoch, cursor, begin } => this.begin(epoch, cursor, begin),
                 Next::Lagged(first) => match this.hub.config.lag_policy {
-                    LagPolicy::Reset => {
-                        this.cursor = first;
-                        let after = EventId::new(this.epoch, first - 1);
-                        this.pending = Some(this.hub.reset_frame(&this.topic, ResetReason::Lagged, after));
-                    }
+                    LagPolicy::Reset => this.begin(this.epoch, first, Begin::Reset(ResetReason::Lagged)),
                     LagPolicy::Disconnect => this.end(Disconnect::Lagged),
                 },
                 Next::UpToDate => {
