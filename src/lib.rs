@@ -44,31 +44,25 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod adapter;
-mod connection;
-mod decode;
-mod encode;
-mod event;
-mod frame;
-mod headers;
 pub mod hub;
-mod last_event_id;
 mod random;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 mod shutdown;
+mod sse;
+mod wire;
 
-pub use connection::{BoxError, Events, IntoFrame, NoEvents, Source, Sse, SseConfig};
-pub use decode::{DecodeError, Decoder, MessageEvent};
-pub use event::{Event, EventError};
-pub use frame::{Frame, FrameError};
-pub use headers::{RESPONSE_HEADERS, insert_response_headers};
 pub use hub::{
-    EventId, EventIdError, Hub, HubBuilder, HubMetrics, LagPolicy, PublishError, ResetReason, SubscribeError,
-    Subscription, TopicError,
+    BoxError, BuildError, EventId, EventIdError, Hub, HubBuilder, HubMetrics, LagPolicy, PublishError, ResetReason,
+    SubscribeError, Subscription, TopicError,
 };
-pub use last_event_id::{LAST_EVENT_ID, LAST_EVENT_ID_QUERY, LastEventId, LastEventIdError, Resume};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis::{BackplaneStatus, RedisConfig, RedisError, RedisHub};
+pub use redis::{RedisBackplane, RedisConfig, RedisError};
 pub use shutdown::Shutdown;
+pub use sse::{Events, IntoFrame, NoEvents, Source, Sse, SseConfig};
+pub use wire::{
+    DecodeError, Decoder, Event, EventError, Frame, FrameError, LAST_EVENT_ID, LAST_EVENT_ID_QUERY, LastEventId,
+    LastEventIdError, MessageEvent, RESPONSE_HEADERS, Resume, insert_response_headers,
+};

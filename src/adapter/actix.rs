@@ -27,7 +27,10 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, Responder, ResponseError};
 
-use crate::{RESPONSE_HEADERS, Resume, Source, Sse, SubscribeError};
+use crate::hub::SubscribeError;
+use crate::sse::{Source, Sse};
+use crate::wire::headers::RESPONSE_HEADERS;
+use crate::wire::last_event_id::{LAST_EVENT_ID, Resume};
 
 /// Status 200 with [`RESPONSE_HEADERS`], closing the connection when the stream
 /// ends. actix-web notices that a client left only when a write fails, so a
@@ -44,7 +47,7 @@ impl<S: Source + 'static> Responder for Sse<S> {
 /// A refused subscription: when it is temporary
 /// ([`SubscribeError::is_temporary`]), a `200` stream that sets a retry delay of
 /// 2 to 5 s and ends, so that `EventSource` comes back; otherwise `400` with the
-/// error as text. A handler can thus return `hub.sse(..)` as is.
+/// error as text. A handler can thus return `hub.sse(..).await` as is.
 ///
 /// # Examples
 ///
@@ -53,7 +56,7 @@ impl<S: Source + 'static> Responder for Sse<S> {
 /// use ssekit::{Hub, Resume, Sse, SubscribeError, Subscription};
 ///
 /// async fn events(hub: web::Data<Hub>, resume: Resume) -> Result<Sse<Subscription>, SubscribeError> {
-///     hub.sse("news", resume)
+///     hub.sse("news", resume).await
 /// }
 /// let app = actix_web::App::new().app_data(web::Data::new(Hub::new())).route("/events", web::get().to(events));
 /// ```
@@ -64,7 +67,7 @@ impl ResponseError for SubscribeError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        match crate::connection::try_later(self) {
+        match super::try_later(self) {
             Some(sse) => response(sse),
             None => HttpResponse::BadRequest().content_type("text/plain; charset=utf-8").body(self.to_string()),
         }
@@ -116,7 +119,7 @@ impl FromRequest for Resume {
     type Future = Ready<Result<Self, Infallible>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let values = req.headers().get_all(crate::LAST_EVENT_ID.as_str()).map(HeaderValue::as_bytes);
+        let values = req.headers().get_all(LAST_EVENT_ID.as_str()).map(HeaderValue::as_bytes);
         let query = Some(req.query_string()).filter(|q| !q.is_empty());
         ready(Ok(Self::from_header_values(values, query)))
     }

@@ -12,7 +12,9 @@ use axum_core::extract::FromRequestParts;
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
 
-use crate::{Resume, Source, Sse, SubscribeError};
+use crate::hub::SubscribeError;
+use crate::sse::{Source, Sse};
+use crate::wire::last_event_id::Resume;
 
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 impl<S: Source + Send + 'static> IntoResponse for Sse<S> {
@@ -24,7 +26,7 @@ impl<S: Source + Send + 'static> IntoResponse for Sse<S> {
 /// A refused subscription: when it is temporary
 /// ([`SubscribeError::is_temporary`]), a `200` stream that sets a retry delay of
 /// 2 to 5 s and ends, so that `EventSource` comes back; otherwise `400` with the
-/// error as text. A handler can thus return `hub.sse(..)` as is.
+/// error as text. A handler can thus return `hub.sse(..).await` as is.
 ///
 /// # Examples
 ///
@@ -33,14 +35,14 @@ impl<S: Source + Send + 'static> IntoResponse for Sse<S> {
 /// use ssekit::{Hub, Resume, Sse, SubscribeError, Subscription};
 ///
 /// async fn events(State(hub): State<Hub>, resume: Resume) -> Result<Sse<Subscription>, SubscribeError> {
-///     hub.sse("news", resume)
+///     hub.sse("news", resume).await
 /// }
 /// let app: axum::Router = axum::Router::new().route("/events", axum::routing::get(events)).with_state(Hub::new());
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 impl IntoResponse for SubscribeError {
     fn into_response(self) -> Response {
-        match crate::connection::try_later(&self) {
+        match super::try_later(&self) {
             Some(sse) => sse.into_response(),
             None => (http::StatusCode::BAD_REQUEST, self.to_string()).into_response(),
         }

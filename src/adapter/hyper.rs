@@ -13,7 +13,9 @@ use bytes::Bytes;
 use futures_core::Stream;
 use http_body::{Body, Frame as BodyFrame};
 
-use crate::{BoxError, Source, Sse};
+use crate::hub::BoxError;
+use crate::sse::{Source, Sse};
+use crate::wire::headers::insert_response_headers;
 
 /// Each ready chunk is one body frame, so hyper writes it as soon as it is polled.
 #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
@@ -34,14 +36,14 @@ impl<S: Source> Sse<S> {
     ///
     /// ```
     /// let hub = ssekit::Hub::new();
-    /// let response = hub.sse("news", ssekit::Resume::Live)?.into_http_response();
+    /// let response = ssekit::Sse::from_subscription(hub.try_subscribe("news", ssekit::Resume::Live)?).into_http_response();
     /// assert_eq!(response.headers()["content-type"], "text/event-stream");
     /// # Ok::<(), ssekit::SubscribeError>(())
     /// ```
     #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
     pub fn into_http_response(self) -> http::Response<Self> {
         let mut response = http::Response::new(self);
-        crate::insert_response_headers(response.headers_mut());
+        insert_response_headers(response.headers_mut());
         response
     }
 }

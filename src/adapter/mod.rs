@@ -1,5 +1,8 @@
-//! Framework adapters: each converts [`Sse`](crate::Sse) and [`Resume`](crate::Resume)
-//! to one server's types and holds no logic of its own.
+//! Framework adapters: each converts [`Sse`] and [`Resume`](crate::Resume) to
+//! one server's types and holds no logic another needs. What they share is
+//! here: the answer to a refused subscription.
+//!
+//! Adapters import the stream, the hub and the wire format; nothing imports them.
 
 #[cfg(feature = "actix")]
 mod actix;
@@ -7,3 +10,19 @@ mod actix;
 mod axum;
 #[cfg(feature = "hyper")]
 mod hyper;
+
+#[cfg(any(feature = "axum", feature = "actix"))]
+use crate::hub::SubscribeError;
+#[cfg(any(feature = "axum", feature = "actix"))]
+use crate::sse::{Events, NoEvents, Sse, SseConfig};
+
+/// The answer to a refused subscription: a [`Sse::try_later`]-like stream when
+/// the refusal is temporary (a retry of 2 to 5 s, spread so that the clients
+/// of a restarting server do not all come back at once), `None` when the
+/// client should not retry.
+#[cfg(any(feature = "axum", feature = "actix"))]
+fn try_later(error: &SubscribeError) -> Option<Sse<Events<NoEvents>>> {
+    use std::time::Duration;
+    let config = SseConfig::new().retry(Duration::from_secs(2)).retry_jitter(Duration::from_secs(3));
+    error.is_temporary().then(|| Sse::new(NoEvents).with_config(config))
+}

@@ -67,7 +67,7 @@ impl EventId {
         }
         buf.put_slice(&hex[at..]);
         buf.put_u8(b'-');
-        crate::encode::put_decimal(buf, self.offset);
+        crate::wire::encode::put_decimal(buf, self.offset);
     }
 }
 

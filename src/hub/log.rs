@@ -6,6 +6,16 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
+/// Largest chunk that gathers several frames ready together (a subscriber's
+/// read of the log, or [`Events`](crate::Events)); one frame larger than this
+/// is sent whole.
+///
+/// Such a chunk is a copy made for one connection, and a connection whose
+/// client stopped reading keeps the chunk it was writing: this bounds that copy.
+/// (A single frame is sent as is, shared with the log.) Large enough that a
+/// catching-up client still gets many frames per write.
+pub(crate) const MAX_BATCH: usize = 16 * 1024;
+
 /// Limits of one log. The log never holds more than `max_events` frames nor more
 /// than `max_bytes` bytes of frames; frames older than `max_age` are dropped at the
 /// next append or expiry check, and are no start for a subscriber before that
@@ -93,7 +103,6 @@ impl Log {
     /// Appends a frame whose offset was assigned elsewhere (a shared log). An
     /// offset already held is ignored; one past a hole restarts the log there, so
     /// readers behind the hole find their offset evicted and are reset.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn append_at(&mut self, offset: u64, frame: Bytes, now: Instant) {
         if offset < self.next {
             return;
@@ -105,7 +114,6 @@ impl Log {
     }
 
     /// Empties the log; the next append gets `next`.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn restart(&mut self, next: u64) {
         self.entries.clear();
         self.bytes = 0;

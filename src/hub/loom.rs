@@ -28,7 +28,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use loom::thread::JoinHandle;
 
-use super::Topic;
+use super::topic::Topic;
 use super::log::Limits;
 use super::wakers::Registration;
 use super::wakers::counting::{Count, counting};

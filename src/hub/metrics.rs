@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use super::ResetReason;
+use super::reset::ResetReason;
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {

@@ -9,13 +9,16 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_core::Stream;
 
+use super::Shared;
+use super::error::SubscribeError;
+use super::event_id::EventId;
+use super::log::{Log, MAX_BATCH, Read};
 use super::metrics::Disconnect;
 use super::recent::{self, Chunk, Place};
-use super::topic::State;
+use super::reset::{LagPolicy, ResetReason};
+use super::topic::{State, Topic};
 use super::wakers::Registration;
-use super::{EventId, LagPolicy, Read, ResetReason, Shared, SubscribeError, Topic};
-use crate::Resume;
-use crate::connection::MAX_BATCH;
+use crate::wire::last_event_id::Resume;
 
 pin_project_lite::pin_project! {
     /// One subscriber of a topic: a [`Stream`] of byte chunks to write to its
@@ -37,10 +40,10 @@ pin_project_lite::pin_project! {
     /// use futures_util::StreamExt;
     ///
     /// let hub = ssekit::Hub::new();
-    /// let mut subscription = hub.subscribe("news", ssekit::Resume::Live)?
+    /// let mut subscription = hub.subscribe("news", ssekit::Resume::Live).await?
     ///     .on_close(|| println!("client left"));
-    /// hub.publish("news", ssekit::Event::new().data("a"))?;
-    /// hub.publish("news", ssekit::Event::new().data("b"))?;
+    /// hub.publish("news", ssekit::Event::new().data("a")).await?;
+    /// hub.publish("news", ssekit::Event::new().data("b")).await?;
     /// let chunk = subscription.next().await.unwrap(); // both frames, one chunk
     /// assert_eq!(chunk.windows(5).filter(|w| w == b"data:").count(), 2);
     /// # Ok(()) }
@@ -48,8 +51,8 @@ pin_project_lite::pin_project! {
     pub struct Subscription {
         hub: Arc<Shared>,
         topic: Arc<Topic>,
-        // Where to start, until the topic's log is ready (replica topics load
-        // their log first).
+        // Where to start, until the topic's log is ready (a topic fed by a
+        // backplane is loaded first).
         start: Option<Resume>,
         // The epoch and offset of the next frame to yield.
         epoch: u64,
@@ -80,7 +83,7 @@ pin_project_lite::pin_project! {
                 this.hub.counters.disconnect(if closed { Disconnect::Closed } else { Disconnect::Client });
             }
             if this.topic.remove_subscriber() {
-                this.hub.release(this.topic);
+                this.hub.registry.release(this.topic);
             }
             if let Some(on_close) = this.on_close.take() {
                 on_close();
@@ -120,9 +123,8 @@ impl Subscription {
     }
 
     /// Waits until the topic's log is loaded and the start is picked (at once on
-    /// a local hub; a replica topic loads from the shared log first).
-    #[cfg(feature = "redis")]
-    pub(crate) async fn started(&mut self) {
+    /// a hub without a backplane).
+    pub(super) async fn started(&mut self) {
         std::future::poll_fn(|cx| {
             self.topic.wakers.register(&mut self.registration, cx.waker());
             if self.start.is_none() || self.hub.shutdown.is_triggered() {
@@ -173,7 +175,7 @@ impl Subscription {
     ///
     /// ```
     /// let hub = ssekit::Hub::new();
-    /// let subscription = hub.subscribe("news", ssekit::Resume::Live)?.on_close(|| println!("left"));
+    /// let subscription = hub.try_subscribe("news", ssekit::Resume::Live)?.on_close(|| println!("left"));
     /// drop(subscription); // prints "left"
     /// # Ok::<(), ssekit::SubscribeError>(())
     /// ```
@@ -219,7 +221,7 @@ impl Next {
             return Self::Start { epoch: state.epoch, cursor, begin };
         }
         if state.epoch != epoch && epoch == 0 && cursor == 1 {
-            // A replica topic that had no shared log yet got its first one:
+            // A fed topic that had no shared log yet got its first one:
             // nothing was missed, so follow it without a reset.
             return Self::Start { epoch: state.epoch, cursor, begin: Begin::Live };
         }
@@ -240,7 +242,7 @@ impl Next {
 /// How a subscription begins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Begin {
-    /// With live events (or, for a replica, with the first shared log).
+    /// With live events (or, for a fed topic, with the first shared log).
     Live,
     /// With the events after the client's id: an exact resume.
     Exact,
@@ -249,7 +251,7 @@ enum Begin {
 }
 
 /// Where a subscription starts in `log`, and how.
-fn start(log: &super::log::Log, epoch: u64, resume: Resume) -> (u64, Begin) {
+fn start(log: &Log, epoch: u64, resume: Resume) -> (u64, Begin) {
     let live = log.next();
     let id = match resume {
         Resume::Live => return (live, Begin::Live),

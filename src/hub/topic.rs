@@ -13,8 +13,9 @@ pub(crate) struct Topic {
     /// Unique in the process, unlike the address, which a later topic may reuse.
     pub(crate) id: u64,
     pub(crate) name: Arc<str>,
-    /// Mirrors a shared log (Redis) instead of issuing offsets itself.
-    pub(crate) replica: bool,
+    /// Fed by a backplane (offsets come from the shared log) instead of issuing
+    /// offsets itself.
+    pub(crate) fed: bool,
     state: RwLock<State>,
     /// The subscribers' tasks, woken after every change of the state.
     pub(crate) wakers: Wakers,
@@ -27,11 +28,11 @@ pub(crate) struct Topic {
 #[derive(Debug)]
 pub(crate) struct State {
     pub(crate) log: Log,
-    /// Names the log: ids of another epoch cannot be resumed here. A replica
-    /// (Redis) topic takes the epoch of the shared log, which can change.
+    /// Names the log: ids of another epoch cannot be resumed here. A topic fed
+    /// by a backplane takes the epoch of the shared log, which can change.
     pub(crate) epoch: u64,
-    /// Whether the log holds its offsets: a replica topic is not ready until
-    /// its log is loaded, and subscriptions wait to pick their start.
+    /// Whether the log holds its offsets: a fed topic is not ready until its
+    /// backplane loaded it, and subscriptions wait to pick their start.
     pub(crate) ready: bool,
     /// Set, under this lock, when the hub drops the topic: a publisher that still
     /// holds it looks the topic up again instead of appending to a dead log.
@@ -42,20 +43,20 @@ pub(crate) struct State {
 }
 
 impl Topic {
-    /// A topic whose log starts here (`replica: false`) or is loaded from a
-    /// shared log (`replica: true`).
-    pub(crate) fn new(name: Arc<str>, limits: Limits, replica: bool) -> Self {
-        let epoch = if replica { 0 } else { new_epoch() };
+    /// A topic whose log starts here (`fed: false`) or is loaded from a shared
+    /// log by a backplane (`fed: true`).
+    pub(crate) fn new(name: Arc<str>, limits: Limits, fed: bool) -> Self {
+        let epoch = if fed { 0 } else { new_epoch() };
         // Not part of any protocol between threads: std's atomic under loom too.
         static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Self {
             id: IDS.fetch_add(1, Ordering::Relaxed),
             name,
-            replica,
+            fed,
             state: RwLock::new(State {
                 log: Log::new(limits),
                 epoch,
-                ready: !replica,
+                ready: !fed,
                 removed: false,
                 idle_since: Instant::now(),
             }),

@@ -1,8 +1,9 @@
-//! [`Topics`]: the hub's topics by name, and the sweep that drops idle ones.
+//! The hub's topics by name: [`Registry`], which creates, finds and drops
+//! them, and [`Topics`], the map and its sweep.
 //!
 //! A topic with no subscriber is dropped once its log holds nothing (all its
 //! events are older than the age limit), once it has been idle (no subscriber,
-//! no publish) for the idle time limit, or at once if it is a replica (the
+//! no publish) for the idle time limit, or at once if a backplane feeds it (the
 //! shared log keeps its events). Topics are checked when they lose their last
 //! subscriber and, all of them, when the topic limit is reached.
 //!
@@ -13,11 +14,108 @@
 
 use std::collections::HashMap;
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use super::Topic;
-use super::topic::State;
+use super::backplane::Backplane;
+use super::builder::HubBuilder;
+use super::error::TopicError;
+use super::log::Limits;
+use super::topic::{State, Topic};
+
+/// The topics of one hub, behind one lock.
+#[derive(Debug)]
+pub(crate) struct Registry {
+    topics: RwLock<Topics>,
+    limits: Limits,
+    max_topics: usize,
+}
+
+impl Registry {
+    pub(crate) fn new(config: &HubBuilder) -> Self {
+        let mut topics = Topics::new(config.idle_ttl);
+        topics.backplane = config.backplane.clone();
+        Self { topics: RwLock::new(topics), limits: config.limits, max_topics: config.max_topics }
+    }
+
+    // A panic under the lock cannot leave the map half-updated (every change is
+    // one insert or remove), so a poisoned lock is used as is.
+    fn read(&self) -> RwLockReadGuard<'_, Topics> {
+        self.topics.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Topics> {
+        self.topics.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The limits of every topic's log.
+    pub(crate) fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The topic named `name`, if held.
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<Topic>> {
+        self.read().get(name).cloned()
+    }
+
+    /// The names of the topics held.
+    pub(crate) fn names(&self) -> Vec<Arc<str>> {
+        self.read().keys().cloned().collect()
+    }
+
+    /// The topics held.
+    pub(crate) fn all(&self) -> Vec<Arc<Topic>> {
+        self.read().values().cloned().collect()
+    }
+
+    /// How many topics are held, and the bytes their logs hold.
+    pub(crate) fn size(&self) -> (usize, usize) {
+        let topics = self.read();
+        (topics.len(), topics.values().map(|topic| topic.read().log.bytes()).sum())
+    }
+
+    /// The topic named `name` (checked by the caller), created if needed, with
+    /// `with` run on it under the registry's lock (so that a sweep cannot drop
+    /// it in between). A topic created here is announced to the backplane.
+    pub(crate) fn topic_with(&self, name: &str, with: impl Fn(&Topic)) -> Result<Arc<Topic>, TopicError> {
+        if let Some(topic) = self.read().get(name) {
+            with(topic);
+            return Ok(topic.clone());
+        }
+        let mut topics = self.write();
+        if let Some(topic) = topics.get(name) {
+            with(topic);
+            return Ok(topic.clone());
+        }
+        let now = Instant::now();
+        if topics.len() >= self.max_topics {
+            topics.make_room(now);
+            if topics.len() >= self.max_topics {
+                return Err(TopicError::Limit { limit: self.max_topics });
+            }
+        }
+        let topic = Arc::new(Topic::new(name.into(), self.limits, topics.backplane.is_some()));
+        with(&topic);
+        topics.add(topic.clone(), now);
+        if let Some(backplane) = &topics.backplane {
+            backplane.wanted(&topic.name);
+        }
+        Ok(topic)
+    }
+
+    /// Called when `topic` lost its last subscriber.
+    pub(crate) fn release(&self, topic: &Topic) {
+        let mut topics = self.write();
+        if topic.subscribers() == 0 {
+            topics.drop_if_idle(topic, Instant::now());
+        }
+    }
+
+    /// Drops every idle topic that can go.
+    pub(crate) fn sweep(&self) {
+        self.write().sweep(Instant::now());
+    }
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct Topics {
@@ -31,6 +129,8 @@ pub(crate) struct Topics {
     /// It may be early (a sweep then finds nothing and sets it again), never
     /// late: every way a topic becomes idle lowers it.
     next_sweep: Option<Instant>,
+    /// Told of every topic held and dropped.
+    backplane: Option<Arc<dyn Backplane>>,
 }
 
 /// Read access to the map; every change goes through the methods below, which
@@ -74,18 +174,21 @@ impl Topics {
     }
 
     /// With no subscriber on `topic`: drops it if its log holds nothing (after
-    /// expiry), if it was idle for the idle time limit, or if it is a replica
-    /// (the shared log keeps the events; the topic is loaded again on its next
-    /// subscriber). Otherwise notes when it can go.
+    /// expiry), if it was idle for the idle time limit, or if a backplane feeds
+    /// it (the shared log keeps the events; the topic is loaded again on its
+    /// next subscriber). Otherwise notes when it can go.
     pub(crate) fn drop_if_idle(&mut self, topic: &Topic, now: Instant) {
         let mut state = topic.write();
         if state.removed {
             return;
         }
         let idle_until = self.idle_until(&state);
-        if state.log.expire(now) || topic.replica || idle_until.is_some_and(|until| until <= now) {
+        if state.log.expire(now) || topic.fed || idle_until.is_some_and(|until| until <= now) {
             state.removed = true;
             self.map.remove(&topic.name);
+            if let Some(backplane) = &self.backplane {
+                backplane.released(&topic.name);
+            }
         } else {
             self.note(state.log.expires_at());
             self.note(idle_until);
@@ -115,8 +218,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::hub::log::Limits;
-
+    
     fn topic(name: &str, max_age: Option<Duration>, published: Option<Instant>) -> Arc<Topic> {
         let topic = Arc::new(Topic::new(name.into(), Limits { max_events: 10, max_bytes: 1000, max_age }, false));
         if let Some(at) = published {

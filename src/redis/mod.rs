@@ -1,14 +1,22 @@
-//! The hub over Redis, for several server processes: [`RedisHub`].
+//! The Redis backplane, for several server processes: [`RedisBackplane`].
 //!
 //! Each topic's log lives in a Redis Stream (entry id = offset) beside a small
 //! hash with its epoch and last offset; one script appends, assigns the offset
 //! and wakes the nodes, atomically, so publishers on every node share one order
 //! per topic. Each node keeps one reader (not one per client): pub/sub only wakes
-//! it, and it reads the stream by offset (`XRANGE`) into the node's local logs,
-//! from which subscribers are served exactly as by [`Hub`] — one encoding per
+//! it, and it reads the stream by offset (`XRANGE`) and feeds the node's hub
+//! through its door ([`Feed`](crate::hub::backplane::Feed)), from which
+//! subscribers are served exactly as without a backplane — one encoding per
 //! node, shared by its subscribers. A dropped wake-up cannot lose an event: the
 //! reader checks continuity by offset, fills holes from the stream, and resyncs
 //! every topic after a reconnect and periodically.
+//!
+//! - this file: [`RedisConfig`], [`RedisBackplane`] (connect, append), [`RedisError`];
+//! - `reader`: the task that feeds the hub;
+//! - `script`: the keys of a topic and the append script.
+//!
+//! It uses the hub only through [`Backplane`] and
+//! [`Feed`](crate::hub::backplane::Feed).
 //!
 //! ## Resume from any node
 //!
@@ -19,26 +27,25 @@
 //!
 //! ## Faults
 //!
-//! When Redis is unreachable, [`RedisHub::publish`] returns an error (nothing is
+//! When Redis is unreachable, [`Hub::publish`](crate::Hub::publish) returns an
+//! error that says whether the event may have been appended anyway (nothing is
 //! dropped silently); connected clients stay connected with keep-alives and,
 //! once Redis is back, catch up from the stream where it still has the events,
 //! or get a `reset` where it does not. The reader reconnects with backoff;
-//! [`RedisHub::status`] shows its state.
+//! [`Hub::backplane_status`](crate::Hub::backplane_status) shows its state.
 
+mod reader;
 mod script;
-mod sync;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use crate::hub::{EventId, Hub, HubBuilder, HubMetrics, PublishError, SubscribeError, Subscription};
-use crate::{Event, Frame, Resume, Shutdown, Sse};
-
-pub use sync::BackplaneStatus;
+use crate::hub::backplane::{Backplane, BackplaneError, BackplaneStatus, BoxFuture, Feed};
+use crate::hub::EventId;
 
 /// Settings of the Redis backplane.
 ///
@@ -93,45 +100,45 @@ impl RedisConfig {
         self
     }
 
-    /// Timeout of each Redis connection attempt and command.
+    /// Timeout of each Redis connection attempt and command, and how long the
+    /// first subscriber of a topic on a node waits for it to load.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 }
 
-/// A [`Hub`] whose topics live in Redis, shared by every node that connects to
-/// the same Redis. See the [module docs](crate::redis).
+/// The hub's topics in Redis, shared by every node that connects to the same
+/// Redis: give it to [`HubBuilder::backplane`](crate::HubBuilder::backplane).
+/// See the [module docs](crate::redis).
 ///
-/// Publishing is `async` (it is a Redis round trip); subscribing is the same as
-/// on a [`Hub`], and so is the [`Subscription`] it returns. Cloning is cheap.
+/// It feeds one hub. Cloning is cheap and gives another handle to the same
+/// connection and reader.
 ///
 /// # Examples
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-/// use ssekit::{Event, Hub, RedisConfig, RedisHub, Resume};
+/// use ssekit::{Event, Hub, RedisBackplane, RedisConfig, Resume};
 ///
-/// let node_a = RedisHub::connect(RedisConfig::new("redis://127.0.0.1/"), &Hub::builder()).await?;
-/// let node_b = RedisHub::connect(RedisConfig::new("redis://127.0.0.1/"), &Hub::builder()).await?;
+/// let node_a = Hub::builder().backplane(RedisBackplane::connect(RedisConfig::new("redis://127.0.0.1/")).await?).build();
+/// let node_b = Hub::builder().backplane(RedisBackplane::connect(RedisConfig::new("redis://127.0.0.1/")).await?).build();
 /// let subscription = node_b.subscribe("news", Resume::Live).await?;
 /// let id = node_a.publish("news", Event::new().data("hello")).await?; // reaches node B's subscribers
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
-pub struct RedisHub {
+pub struct RedisBackplane {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    hub: Hub,
     conn: ConnectionManager,
     script: redis::Script,
     keys: script::Keys,
-    history: usize,
     ttl_ms: u64,
     timeout: Duration,
-    status: Arc<sync::Status>,
+    link: Arc<reader::Link>,
     reader: tokio::task::JoinHandle<()>,
 }
 
@@ -141,33 +148,29 @@ impl Drop for Inner {
     }
 }
 
-impl RedisHub {
-    /// Connects to Redis and starts this node's reader. `hub` gives the local
-    /// limits and policies (history is also the stream's `MAXLEN`).
+impl RedisBackplane {
+    /// Connects to Redis and starts this node's reader, which feeds the hub the
+    /// backplane is given to.
     ///
     /// # Errors
     ///
     /// [`RedisError`] when the URL is invalid or Redis cannot be reached now.
-    pub async fn connect(config: RedisConfig, hub: &HubBuilder) -> Result<Self, RedisError> {
-        let client = redis::Client::open(config.url.as_str()).map_err(RedisError::from)?;
+    pub async fn connect(config: RedisConfig) -> Result<Self, RedisError> {
+        let client = redis::Client::open(config.url.as_str())?;
         let manager = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.timeout))
             .set_response_timeout(Some(config.timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_with_config(client.clone(), manager).await.map_err(RedisError::from)?;
-        let local = hub.build_replica().map_err(|err| RedisError(err.to_string()))?;
+        let conn = ConnectionManager::new_with_config(client.clone(), manager).await?;
         let keys = script::Keys::new(&config.prefix);
-        let status = Arc::new(sync::Status::default());
-        let history = hub.history_len();
+        let link = Arc::new(reader::Link::default());
         let reader = tokio::spawn(
-            sync::Reader {
-                hub: local.clone(),
+            reader::Reader {
+                link: link.clone(),
                 client,
                 conn: conn.clone(),
                 keys: keys.clone(),
-                history,
-                status: status.clone(),
                 resync_interval: config.resync_interval,
             }
             .run(),
@@ -175,130 +178,97 @@ impl RedisHub {
         let ttl_ms = config.ttl.map_or(0, |ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
         Ok(Self {
             inner: Arc::new(Inner {
-                hub: local,
                 conn,
                 script: script::publish(),
                 keys,
-                history,
                 ttl_ms,
                 timeout: config.timeout,
-                status,
+                link,
                 reader,
             }),
         })
     }
+}
 
-    /// Publishes `event` to `topic` through Redis and returns its id; every
-    /// node's subscribers receive it.
-    ///
-    /// # Errors
-    ///
-    /// As [`Hub::publish`], and [`PublishError::Backplane`] when Redis did not
-    /// confirm the append (then the event may or may not have been appended;
-    /// it is never half-written).
-    pub async fn publish(&self, topic: &str, event: Event) -> Result<EventId, PublishError> {
-        self.append(topic, crate::hub::event_body(&event, 0)?).await
+impl Backplane for RedisBackplane {
+    fn attach(&self, feed: Feed) -> Result<(), BackplaneError> {
+        self.inner.link.attach(feed).map_err(|_| BackplaneError::Attached)
     }
 
-    /// Publishes a frame your application encoded, adding the id.
-    ///
-    /// # Errors
-    ///
-    /// As [`RedisHub::publish`].
-    pub async fn publish_frame(&self, topic: &str, frame: Frame) -> Result<EventId, PublishError> {
-        self.append(topic, crate::hub::frame_body(&frame, 0)?).await
+    fn append(&self, topic: &str, body: Bytes) -> BoxFuture<Result<EventId, BackplaneError>> {
+        let inner = self.inner.clone();
+        let topic = topic.to_owned();
+        Box::pin(async move {
+            let mut conn = inner.conn.clone();
+            let (epoch, offset): (String, u64) = inner
+                .script
+                .key(inner.keys.log(&topic))
+                .key(inner.keys.meta(&topic))
+                .arg(&body[..])
+                .arg(format!("{:x}", Feed::new_epoch()))
+                .arg(inner.link.history())
+                .arg(inner.keys.wake())
+                .arg(&topic)
+                .arg(inner.ttl_ms)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(append_error)?;
+            let epoch = u64::from_str_radix(&epoch, 16).map_err(|_| {
+                BackplaneError::OutcomeUnknown(format!("an epoch that is not hex in the answer: {epoch:?}").into())
+            })?;
+            Ok(EventId::new(epoch, offset))
+        })
     }
 
-    async fn append(&self, topic: &str, body: BytesMut) -> Result<EventId, PublishError> {
-        let inner = &self.inner;
-        inner.hub.check_publish(topic, body.len())?;
-        let candidate = format!("{:x}", crate::hub::new_epoch());
-        let mut conn = inner.conn.clone();
-        let (epoch, offset): (String, u64) = inner
-            .script
-            .key(inner.keys.log(topic))
-            .key(inner.keys.meta(topic))
-            .arg(&body[..])
-            .arg(&candidate)
-            .arg(inner.history)
-            .arg(inner.keys.wake())
-            .arg(topic)
-            .arg(inner.ttl_ms)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|err| PublishError::Backplane(err.to_string()))?;
-        let epoch =
-            u64::from_str_radix(&epoch, 16).map_err(|_| PublishError::Backplane("bad epoch in redis".into()))?;
-        inner.hub.count_published();
-        Ok(EventId::new(epoch, offset))
+    fn wanted(&self, topic: &Arc<str>) {
+        self.inner.link.want(topic.clone());
     }
 
-    /// Follows `topic` as [`Hub::subscribe`] does. The first subscriber of a
-    /// topic on this node waits for its log to be loaded from Redis (one round
-    /// trip), so that `Resume::Live` means "from now" and a resume is checked
-    /// against the shared log. If Redis does not answer within the configured
-    /// timeout, the subscription is returned anyway and starts once the log is
-    /// loaded (keep-alives flow meanwhile).
-    ///
-    /// # Errors
-    ///
-    /// As [`Hub::subscribe`].
-    pub async fn subscribe(&self, topic: &str, resume: impl Into<Resume>) -> Result<Subscription, SubscribeError> {
-        let mut subscription = self.inner.hub.subscribe(topic, resume)?;
-        let _ = tokio::time::timeout(self.inner.timeout, subscription.started()).await;
-        Ok(subscription)
+    fn released(&self, topic: &Arc<str>) {
+        self.inner.link.release(topic);
     }
 
-    /// [`RedisHub::subscribe`] as one connection's stream, as [`Hub::sse`].
-    ///
-    /// # Errors
-    ///
-    /// As [`Hub::subscribe`].
-    pub async fn sse(&self, topic: &str, resume: impl Into<Resume>) -> Result<Sse<Subscription>, SubscribeError> {
-        let subscription = self.subscribe(topic, resume).await?;
-        Ok(Sse::from_subscription(subscription).with_config(self.inner.hub.stream_config()))
+    fn status(&self) -> BackplaneStatus {
+        self.inner.link.status.snapshot()
     }
 
-    /// Subscriptions open on this node for `topic`.
-    pub fn subscribers(&self, topic: &str) -> usize {
-        self.inner.hub.subscribers(topic)
+    fn load_timeout(&self) -> Duration {
+        self.inner.timeout
     }
 
-    /// This node's counters.
-    pub fn metrics(&self) -> HubMetrics {
-        self.inner.hub.metrics()
-    }
-
-    /// The state of this node's link to Redis.
-    pub fn status(&self) -> BackplaneStatus {
-        self.inner.status.snapshot()
-    }
-
-    /// As [`Hub::shutdown`].
-    pub fn shutdown(&self) -> Shutdown {
-        self.inner.hub.shutdown()
-    }
-
-    /// Ends this node's subscriptions and its reader (Redis keeps the logs).
-    pub fn close(&self) {
-        self.inner.hub.close();
+    fn close(&self) {
         self.inner.reader.abort();
     }
 }
 
-impl fmt::Debug for RedisHub {
+/// What a failed append tells: refused before sending, refused by Redis, or
+/// lost on the way back (a timeout, a dropped connection).
+fn append_error(err: redis::RedisError) -> BackplaneError {
+    if err.is_connection_refusal() {
+        BackplaneError::Unavailable(Box::new(RedisError::from(err)))
+    } else if matches!(err.kind(), redis::ErrorKind::Server(_)) {
+        BackplaneError::Refused(Box::new(RedisError::from(err)))
+    } else {
+        BackplaneError::OutcomeUnknown(Box::new(RedisError::from(err)))
+    }
+}
+
+impl fmt::Debug for RedisBackplane {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisHub").field("status", &self.status()).field("hub", &self.inner.hub).finish_non_exhaustive()
+        f.debug_struct("RedisBackplane").field("status", &self.status()).finish_non_exhaustive()
     }
 }
 
 /// Redis could not be reached or answered with an error.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("redis: {0}")]
-pub struct RedisError(String);
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("redis")]
+pub struct RedisError {
+    #[source]
+    source: redis::RedisError,
+}
 
 impl From<redis::RedisError> for RedisError {
-    fn from(err: redis::RedisError) -> Self {
-        Self(err.to_string())
+    fn from(source: redis::RedisError) -> Self {
+        Self { source }
     }
 }

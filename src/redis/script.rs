@@ -9,10 +9,12 @@ use redis::Script;
 /// gone (first publish, flushed or restarted Redis) a new epoch is taken from
 /// the caller and the stream is emptied, so ids of the old log can never be
 /// confused with the new one. The stream entry id is `<offset>-0`, so `XRANGE`
-/// reads by offset; the entry holds the epoch and the complete frame.
+/// reads by offset; the entry holds the epoch (`e`) and the body (`b`): the
+/// encoded event without its id and final blank line. Each node's hub finishes
+/// the frame with the id (the wire format is written in Rust only).
 ///
-/// KEYS: stream, meta. ARGV: body (frame without id and final blank line),
-/// candidate epoch, MAXLEN, wake channel, topic, ttl in ms (0: none).
+/// KEYS: stream, meta. ARGV: body, candidate epoch, MAXLEN, wake channel,
+/// topic, ttl in ms (0: none).
 const PUBLISH: &str = r"
 local epoch = redis.call('HGET', KEYS[2], 'epoch')
 if not epoch then
@@ -21,8 +23,7 @@ if not epoch then
   redis.call('HSET', KEYS[2], 'epoch', epoch, 'offset', 0)
 end
 local offset = redis.call('HINCRBY', KEYS[2], 'offset', 1)
-local frame = ARGV[1] .. 'id: ' .. epoch .. '-' .. offset .. '\n\n'
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], offset .. '-0', 'e', epoch, 'f', frame)
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], offset .. '-0', 'e', epoch, 'b', ARGV[1])
 if ARGV[6] ~= '0' then
   redis.call('PEXPIRE', KEYS[1], ARGV[6])
   redis.call('PEXPIRE', KEYS[2], ARGV[6])

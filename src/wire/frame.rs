@@ -104,6 +104,13 @@ impl Frame {
     pub(crate) fn has_id(&self) -> bool {
         self.bytes.split(|&b| b == b'\n').any(|line| line == b"id" || line.starts_with(b"id:"))
     }
+
+    /// The frame without the blank line that ends it: what a hub finishes with
+    /// the id it assigns ([`put_id_tail`](super::encode::put_id_tail)).
+    pub(crate) fn body(&self) -> &[u8] {
+        // A frame ends with a blank line: its last byte is the second LF.
+        &self.bytes[..self.bytes.len() - 1]
+    }
 }
 
 impl From<Frame> for Bytes {

@@ -7,14 +7,17 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::event::{Event, EventError};
-use crate::frame::Frame;
+use super::event::{Event, EventError};
+use super::frame::Frame;
 
 const DATA: &[u8] = b"data: ";
 const EVENT: &[u8] = b"event: ";
 const COMMENT: &[u8] = b": ";
 const RETRY: &[u8] = b"retry: ";
-pub(crate) const ID: &[u8] = b"id: ";
+const ID: &[u8] = b"id: ";
+
+/// The keep-alive frame: an empty comment, which clients ignore.
+pub(crate) const KEEP_ALIVE: &[u8] = b":\n\n";
 
 impl Event {
     /// Encodes the event into one immutable frame, allocating exactly once.
@@ -87,16 +90,16 @@ impl Event {
 
     /// The exact length of [`Event::write`]'s output.
     fn encoded_len(&self, layout: &Layout) -> usize {
-        layout.body_len + self.id.as_ref().map_or(0, |id| field_len(ID, id.len())) + 1
+        layout.body_len + self.id.as_ref().map_or(1, |id| id_tail_len(id.len()))
     }
 
     /// Writes the whole frame. The event must have been checked.
     fn write(&self, buf: &mut BytesMut, layout: &Layout) {
         self.write_body(buf, layout);
-        if let Some(id) = &self.id {
-            write_field(buf, ID, id.as_bytes());
+        match &self.id {
+            Some(id) => put_id_tail(buf, |buf| buf.put_slice(id.as_bytes())),
+            None => buf.put_u8(b'\n'),
         }
-        buf.put_u8(b'\n');
     }
 
     /// Encodes everything but the id and the final blank line, reserving `extra`
@@ -157,6 +160,21 @@ pub(crate) fn retry_frame(retry: std::time::Duration) -> Bytes {
     put_decimal(&mut buf, millis);
     buf.put_slice(b"\n\n");
     buf.freeze()
+}
+
+/// The length of the end of a frame with an id of `id_len` bytes: its `id:`
+/// line, then the blank line that dispatches the event.
+pub(crate) const fn id_tail_len(id_len: usize) -> usize {
+    field_len(ID, id_len) + 1
+}
+
+/// Ends a frame's body with its `id:` line, the id written by `write_id`, then
+/// the blank line that dispatches the event. Every frame with an id ends so,
+/// whoever assigned the id (the application, or a hub).
+pub(crate) fn put_id_tail(buf: &mut BytesMut, write_id: impl FnOnce(&mut BytesMut)) {
+    buf.put_slice(ID);
+    write_id(buf);
+    buf.put_slice(b"\n\n");
 }
 
 pub(crate) const fn field_len(name: &[u8], value_len: usize) -> usize {

@@ -6,247 +6,36 @@
 //! optional maximum lifetime, and an end on shutdown. It yields `Bytes` chunks
 //! ready to write; the framework adapters only convert it.
 
+//!
+//! - this file: [`Sse`], the poll machine, and [`Hub::sse`](crate::Hub::sse),
+//!   which joins the hub to it;
+//! - [`config`]: [`SseConfig`];
+//! - [`source`]: what can be streamed ([`IntoFrame`], [`Events`], [`Source`]).
+//!
+//! This layer imports the wire format and the hub, never the adapters.
+
+mod config;
+mod source;
+
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_core::Stream;
 use tokio::sync::futures::OwnedNotified;
 use tokio::time::{Instant, Sleep};
 
-use crate::hub::Subscription;
-use crate::{Event, Frame, Shutdown};
+pub use config::SseConfig;
+pub use source::{Events, IntoFrame, NoEvents, Source};
 
-/// The error type of streams: whatever the source's error was, boxed.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The keep-alive frame: a comment, ignored by clients.
-const KEEP_ALIVE: &[u8] = b":\n\n";
-
-/// Largest chunk that gathers several frames ready together ([`Events`], or a
-/// hub [`Subscription`]); one frame larger than this is sent whole.
-///
-/// Such a chunk is a copy made for one connection, and a connection whose
-/// client stopped reading keeps the chunk it was writing: this bounds that copy.
-/// (A single frame is sent as is, shared with the log.) Large enough that a
-/// catching-up client still gets many frames per write.
-pub(crate) const MAX_BATCH: usize = 16 * 1024;
-
-/// Keep-alive, retry hint and lifetime of a [`Sse`] stream.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-///
-/// let config = ssekit::SseConfig::new()
-///     .keep_alive(Some(Duration::from_secs(30)))
-///     .retry(Duration::from_secs(3))
-///     .retry_jitter(Duration::from_secs(2))
-///     .max_lifetime(Duration::from_secs(3600), Duration::from_secs(300));
-/// ```
-#[must_use]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SseConfig {
-    keep_alive: Option<Duration>,
-    retry: Option<Duration>,
-    retry_jitter: Duration,
-    max_lifetime: Option<(Duration, Duration)>,
-}
-
-impl SseConfig {
-    /// Keep-alive after 15 s idle; no retry hint; no lifetime limit.
-    pub fn new() -> Self {
-        Self {
-            keep_alive: Some(Duration::from_secs(15)),
-            retry: None,
-            retry_jitter: Duration::ZERO,
-            max_lifetime: None,
-        }
-    }
-
-    /// Sends a comment after `interval` without data (`None`: never). Proxies
-    /// close connections idle for too long; 15 s suits most.
-    pub fn keep_alive(mut self, interval: Option<Duration>) -> Self {
-        self.keep_alive = interval.filter(|i| !i.is_zero());
-        self
-    }
-
-    /// Sends `retry:` first, so a client that loses the connection waits `delay`
-    /// before reconnecting (browsers default to a few seconds).
-    pub fn retry(mut self, delay: Duration) -> Self {
-        self.retry = Some(delay);
-        self
-    }
-
-    /// Adds a random part in `[0, jitter]` to the retry hint of each connection,
-    /// spreading the reconnects after a restart.
-    pub fn retry_jitter(mut self, jitter: Duration) -> Self {
-        self.retry_jitter = jitter;
-        self
-    }
-
-    /// Ends the stream after `lifetime` plus a random part in `[0, jitter]`, so
-    /// the client reconnects (resuming without loss) and load rebalances.
-    pub fn max_lifetime(mut self, lifetime: Duration, jitter: Duration) -> Self {
-        self.max_lifetime = Some((lifetime, jitter));
-        self
-    }
-}
-
-impl Default for SseConfig {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// Anything a [`Sse`] stream can send: an [`Event`] (encoded on the way), a
-/// [`Frame`], or a `Result` of either, whose error ends the stream.
-pub trait IntoFrame {
-    /// The encoded frame.
-    ///
-    /// # Errors
-    ///
-    /// The item's own error, or the [`EventError`](crate::EventError) of an
-    /// event that breaks a wire rule.
-    fn into_frame(self) -> Result<Frame, BoxError>;
-}
-
-impl IntoFrame for Event {
-    fn into_frame(self) -> Result<Frame, BoxError> {
-        Ok(self.encode()?)
-    }
-}
-
-impl IntoFrame for Frame {
-    fn into_frame(self) -> Result<Frame, BoxError> {
-        Ok(self)
-    }
-}
-
-impl<T: IntoFrame, E: Into<BoxError>> IntoFrame for Result<T, E> {
-    fn into_frame(self) -> Result<Frame, BoxError> {
-        self.map_err(Into::into)?.into_frame()
-    }
-}
-
-mod sealed {
-    #[allow(unreachable_pub)]
-    pub trait Sealed {}
-}
-
-/// What a [`Sse`] stream sends: a hub [`Subscription`] or [`Events`].
-pub trait Source: sealed::Sealed {
-    /// The next chunk of complete frames.
-    #[doc(hidden)]
-    fn poll_chunk(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BoxError>>>;
-
-    /// The stream is ending at its maximum lifetime.
-    #[doc(hidden)]
-    fn lifetime_over(self: Pin<&mut Self>) {}
-
-    /// A frame taken from the underlying stream but not sent yet, to send before
-    /// the stream ends.
-    #[doc(hidden)]
-    fn take_held(self: Pin<&mut Self>) -> Option<Bytes> {
-        None
-    }
-}
-
-impl sealed::Sealed for Subscription {}
-
-impl Source for Subscription {
-    #[inline]
-    fn poll_chunk(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BoxError>>> {
-        self.poll_next(cx).map(|chunk| chunk.map(Ok))
-    }
-
-    fn lifetime_over(self: Pin<&mut Self>) {
-        self.get_mut().lifetime_over();
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// Any stream of [`IntoFrame`] items as a [`Source`]: items that are ready
-    /// together are sent as one chunk.
-    pub struct Events<S> {
-        #[pin]
-        stream: S,
-        // A frame that did not fit in the last chunk: the first of the next.
-        next: Option<Bytes>,
-        error: Option<BoxError>,
-        done: bool,
-    }
-}
-
-impl<S> sealed::Sealed for Events<S> {}
-
-impl<S> Source for Events<S>
-where
-    S: Stream,
-    S::Item: IntoFrame,
-{
-    fn poll_chunk(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BoxError>>> {
-        let mut this = self.project();
-        let first = match this.next.take() {
-            Some(frame) => frame,
-            None => {
-                if let Some(error) = this.error.take() {
-                    return Poll::Ready(Some(Err(error)));
-                }
-                if *this.done {
-                    return Poll::Ready(None);
-                }
-                match this.stream.as_mut().poll_next(cx) {
-                    Poll::Ready(Some(item)) => item.into_frame()?.into_bytes(),
-                    Poll::Ready(None) => {
-                        *this.done = true;
-                        return Poll::Ready(None);
-                    }
-                    Poll::Pending => return Poll::Pending,
-                }
-            }
-        };
-        let mut batch: Option<BytesMut> = None;
-        while !*this.done && this.error.is_none() {
-            match this.stream.as_mut().poll_next(cx) {
-                Poll::Ready(Some(item)) => match item.into_frame() {
-                    Ok(frame) => {
-                        let len = batch.as_ref().map_or(first.len(), BytesMut::len);
-                        if len + frame.as_ref().len() > MAX_BATCH {
-                            *this.next = Some(frame.into_bytes());
-                            break;
-                        }
-                        batch.get_or_insert_with(|| BytesMut::from(&first[..])).extend_from_slice(frame.as_ref())
-                    }
-                    Err(error) => {
-                        *this.error = Some(error);
-                        break;
-                    }
-                },
-                Poll::Ready(None) => {
-                    *this.done = true;
-                    break;
-                }
-                Poll::Pending => break,
-            }
-        }
-        Poll::Ready(Some(Ok(batch.map_or(first, BytesMut::freeze))))
-    }
-
-    fn take_held(self: Pin<&mut Self>) -> Option<Bytes> {
-        self.project().next.take()
-    }
-}
-
-impl<S> fmt::Debug for Events<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Events").field("done", &self.done).finish_non_exhaustive()
-    }
-}
+use crate::hub::subscription::Subscription;
+use crate::hub::{BoxError, Hub, SubscribeError};
+use crate::shutdown::Shutdown;
+use crate::wire::encode::{KEEP_ALIVE, retry_frame};
+use crate::wire::last_event_id::Resume;
 
 pin_project_lite::pin_project! {
     /// The response stream of one SSE connection: `Bytes` chunks to write, in
@@ -317,19 +106,7 @@ where
     /// # }
     /// ```
     pub fn new(stream: S) -> Self {
-        Self::from_source(Events { stream, next: None, error: None, done: false })
-    }
-}
-
-/// A stream of no events, for [`Sse::try_later`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoEvents;
-
-impl Stream for NoEvents {
-    type Item = Event;
-
-    fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        Poll::Ready(None)
+        Self::from_source(Events::new(stream))
     }
 }
 
@@ -354,18 +131,33 @@ impl Sse<Events<NoEvents>> {
     }
 }
 
-/// The answer to a refused subscription, for the framework adapters: a
-/// [`Sse::try_later`] stream when the refusal is temporary (a retry of 2 to 5 s,
-/// spread so that the clients of a restarting server do not all come back at
-/// once), `None` when the client should not retry.
-#[cfg(any(feature = "axum", feature = "actix"))]
-pub(crate) fn try_later(error: &crate::SubscribeError) -> Option<Sse<Events<NoEvents>>> {
-    let config = SseConfig::new().retry(Duration::from_secs(2)).retry_jitter(Duration::from_secs(3));
-    error.is_temporary().then(|| Sse::new(NoEvents).with_config(config))
+
+impl Hub {
+    /// [`Hub::subscribe`] as the response stream of one connection, with the
+    /// default [`SseConfig`] (set yours with [`Sse::with_config`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Hub::subscribe`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), ssekit::SubscribeError> {
+    /// use std::time::Duration;
+    ///
+    /// let hub = ssekit::Hub::new();
+    /// let stream = hub.sse("news", ssekit::Resume::Live).await?
+    ///     .with_config(ssekit::SseConfig::new().retry(Duration::from_secs(2)));
+    /// # Ok(()) }
+    /// ```
+    pub async fn sse(&self, topic: &str, resume: impl Into<Resume>) -> Result<Sse<Subscription>, SubscribeError> {
+        Ok(Sse::from_subscription(self.subscribe(topic, resume).await?))
+    }
 }
 
 impl Sse<Subscription> {
-    /// The SSE stream of a hub subscription (see also [`Hub::sse`](crate::Hub::sse)).
+    /// The SSE stream of a hub subscription (see also [`Hub::sse`]).
     pub fn from_subscription(subscription: Subscription) -> Self {
         Self::from_source(subscription)
     }
@@ -376,10 +168,11 @@ impl Sse<Subscription> {
     /// # Examples
     ///
     /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), ssekit::SubscribeError> {
     /// let hub = ssekit::Hub::new();
-    /// let sse = hub.sse("news", ssekit::Resume::Live)?.on_close(|| println!("client left"));
+    /// let sse = hub.sse("news", ssekit::Resume::Live).await?.on_close(|| println!("client left"));
     /// drop(sse); // prints "client left"
-    /// # Ok::<(), ssekit::SubscribeError>(())
+    /// # Ok(()) }
     /// ```
     pub fn on_close(mut self, on_close: impl FnOnce() + Send + Sync + 'static) -> Self {
         self.source = self.source.on_close(on_close);
@@ -453,7 +246,7 @@ impl<S: Source> Stream for Sse<S> {
                 .and_then(|(life, jitter)| now.checked_add(life.saturating_add(crate::random::jitter(jitter))));
             if let Some(retry) = this.config.retry {
                 let retry = retry.saturating_add(crate::random::jitter(this.config.retry_jitter));
-                return Poll::Ready(Some(Ok(crate::encode::retry_frame(retry))));
+                return Poll::Ready(Some(Ok(retry_frame(retry))));
             }
         }
         if let Some((shutdown, notified)) = this.shutdown {

@@ -1,26 +1,72 @@
-//! The reader: the one task per node that keeps the local logs in step with Redis.
+//! The reader: the one task per node that feeds the hub from Redis, and the
+//! [`Link`] through which the backplane's handle tells it what to read.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_core::Stream;
 use redis::aio::ConnectionManager;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::script::Keys;
-use crate::hub::{Hub, Topic};
+use crate::hub::backplane::{Appended, BackplaneStatus, Feed};
 
 /// Entries read per `XRANGE`.
 const PAGE: usize = 512;
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// What the backplane's handle and its reader share.
 #[derive(Debug, Default)]
-pub(crate) struct Status {
+pub(super) struct Link {
+    /// The hub fed, once attached.
+    feed: OnceLock<Feed>,
+    /// Topics the hub created and the reader has not loaded yet.
+    wanted: Mutex<HashSet<Arc<str>>>,
+    /// Wakes the reader: attached, or a topic wanted.
+    notify: Notify,
+    pub(super) status: Status,
+}
+
+impl Link {
+    /// Feeds `feed` from now on; `Err` if another hub is fed already.
+    pub(super) fn attach(&self, feed: Feed) -> Result<(), Feed> {
+        self.feed.set(feed)?;
+        self.notify.notify_one();
+        Ok(())
+    }
+
+    pub(super) fn want(&self, topic: Arc<str>) {
+        self.wanted.lock().unwrap_or_else(|e| e.into_inner()).insert(topic);
+        self.notify.notify_one();
+    }
+
+    pub(super) fn release(&self, topic: &str) {
+        self.wanted.lock().unwrap_or_else(|e| e.into_inner()).remove(topic);
+    }
+
+    /// Events kept per topic by the hub fed: the stream's `MAXLEN`.
+    pub(super) fn history(&self) -> usize {
+        self.feed.get().map_or(1, Feed::history).max(1)
+    }
+
+    async fn attached(&self) -> Feed {
+        loop {
+            let notified = self.notify.notified();
+            if let Some(feed) = self.feed.get() {
+                return feed.clone();
+            }
+            notified.await;
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Status {
     connected: AtomicBool,
     reconnects: AtomicU64,
     syncs: AtomicU64,
@@ -40,58 +86,40 @@ impl Status {
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.to_string());
     }
 
-    pub(crate) fn snapshot(&self) -> BackplaneStatus {
-        BackplaneStatus {
-            connected: self.connected.load(Relaxed),
-            connects: self.reconnects.load(Relaxed),
-            syncs: self.syncs.load(Relaxed),
-            pending_topics: self.pending.load(Relaxed),
-            last_error: self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
-        }
+    pub(super) fn snapshot(&self) -> BackplaneStatus {
+        BackplaneStatus::new(
+            self.connected.load(Relaxed),
+            self.reconnects.load(Relaxed),
+            self.syncs.load(Relaxed),
+            self.pending.load(Relaxed),
+            self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        )
     }
 }
 
-/// The state of a node's link to Redis, from [`RedisHub::status`](super::RedisHub::status).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct BackplaneStatus {
-    /// Whether the reader is connected to Redis now.
-    pub connected: bool,
-    /// Successful connections of the reader so far (1 without faults).
-    pub connects: u64,
-    /// Topic synchronisations done (each reads new entries of one topic).
-    pub syncs: u64,
-    /// Topics waiting to be synchronised now: the reader's lag.
-    pub pending_topics: u64,
-    /// The last error met, if any.
-    pub last_error: Option<String>,
-}
-
-pub(crate) struct Reader {
-    pub(crate) hub: Hub,
-    pub(crate) client: redis::Client,
-    pub(crate) conn: ConnectionManager,
-    pub(crate) keys: Keys,
-    pub(crate) history: usize,
-    pub(crate) status: Arc<Status>,
-    pub(crate) resync_interval: Duration,
+pub(super) struct Reader {
+    pub(super) link: Arc<Link>,
+    pub(super) client: redis::Client,
+    pub(super) conn: ConnectionManager,
+    pub(super) keys: Keys,
+    pub(super) resync_interval: Duration,
 }
 
 impl Reader {
-    pub(crate) async fn run(mut self) {
-        let shutdown = self.hub.shutdown();
+    pub(super) async fn run(mut self) {
+        let feed = self.link.attached().await;
         let mut backoff = MIN_BACKOFF;
-        while !shutdown.is_triggered() {
-            match self.follow().await {
+        while !feed.is_closed() {
+            match self.follow(&feed).await {
                 Ok(()) => return,
-                Err(err) => self.status.down(err),
+                Err(err) => self.link.status.down(err),
             }
             tokio::select! {
-                () = shutdown.wait() => return,
+                () = feed.closed() => return,
                 () = tokio::time::sleep(backoff) => {}
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
-            if self.status.connected.load(Relaxed) {
+            if self.link.status.connected.load(Relaxed) {
                 backoff = MIN_BACKOFF;
             }
         }
@@ -99,44 +127,42 @@ impl Reader {
 
     /// Subscribes to wake-ups and syncs topics until the connection fails
     /// (`Err`) or the hub closes (`Ok`).
-    async fn follow(&mut self) -> Result<(), redis::RedisError> {
+    async fn follow(&mut self, feed: &Feed) -> Result<(), redis::RedisError> {
         let mut pubsub = self.client.get_async_pubsub().await?;
         pubsub.subscribe(self.keys.wake()).await?;
         let mut wakes = pubsub.into_on_message();
-        self.status.up();
-        let hub = self.hub.clone();
-        let replica = hub.replica().expect("the reader feeds a replica hub");
-        let shutdown = self.hub.shutdown();
+        self.link.status.up();
+        let link = self.link.clone();
         // Topics to sync, and whether to check the epoch first (`true`) or only read
         // new entries. After (re)connecting, every topic may have missed wake-ups
         // and Redis may have lost its data: check them all.
-        let mut dirty: BTreeMap<Arc<str>, bool> = self.hub.topic_names().into_iter().map(|t| (t, true)).collect();
+        let mut dirty: BTreeMap<Arc<str>, bool> = feed.topics().into_iter().map(|t| (t, true)).collect();
         let mut resync = tokio::time::interval_at(Instant::now() + self.resync_interval, self.resync_interval);
         loop {
-            let loads = std::mem::take(&mut *replica.loads.lock().unwrap_or_else(|e| e.into_inner()));
-            dirty.extend(loads.into_iter().map(|t| (t, true)));
-            self.status.pending.store(dirty.len() as u64, Relaxed);
+            let wanted = std::mem::take(&mut *link.wanted.lock().unwrap_or_else(|e| e.into_inner()));
+            dirty.extend(wanted.into_iter().map(|t| (t, true)));
+            link.status.pending.store(dirty.len() as u64, Relaxed);
             while let Some((topic, full)) = dirty.pop_first() {
-                if let Err(err) = self.sync(&topic, full).await {
+                if let Err(err) = self.sync(feed, &topic, full).await {
                     dirty.insert(topic, full);
                     return Err(err);
                 }
-                self.status.syncs.fetch_add(1, Relaxed);
-                self.status.pending.store(dirty.len() as u64, Relaxed);
+                link.status.syncs.fetch_add(1, Relaxed);
+                link.status.pending.store(dirty.len() as u64, Relaxed);
             }
             tokio::select! {
                 wake = next(&mut wakes) => match wake {
                     Some(msg) => {
                         let topic = String::from_utf8_lossy(msg.get_payload_bytes()).into_owned();
-                        if self.hub.get_topic(&topic).is_some() {
+                        if feed.position(&topic).is_some() {
                             dirty.entry(topic.into()).or_insert(false);
                         }
                     }
                     None => return Err(redis::RedisError::from(std::io::Error::other("wake-up connection closed"))),
                 },
-                () = replica.notify.notified() => {}
-                _ = resync.tick() => dirty.extend(self.hub.topic_names().into_iter().map(|t| (t, true))),
-                () = shutdown.wait() => return Ok(()),
+                () = link.notify.notified() => {}
+                _ = resync.tick() => dirty.extend(feed.topics().into_iter().map(|t| (t, true))),
+                () = feed.closed() => return Ok(()),
             }
         }
     }
@@ -144,26 +170,22 @@ impl Reader {
     /// Brings the local log of `name` up to the Redis stream. With `check`, or
     /// when the topic was never loaded, it first compares the epoch; otherwise it
     /// reads new entries only, and reloads if one is of another epoch.
-    async fn sync(&mut self, name: &str, check: bool) -> Result<(), redis::RedisError> {
-        let Some(topic) = self.hub.get_topic(name) else {
+    async fn sync(&mut self, feed: &Feed, name: &str, check: bool) -> Result<(), redis::RedisError> {
+        let Some(position) = feed.position(name) else {
             return Ok(());
         };
-        let (epoch, next, ready) = {
-            let state = topic.read();
-            (state.epoch, state.log.next(), state.ready)
-        };
-        if check || !ready {
+        if check || !position.loaded {
             let shared = self.shared_epoch(name).await?;
-            if !ready || shared != epoch {
-                return self.reload(&topic, shared).await;
+            if !position.loaded || shared != position.epoch {
+                return self.reload(feed, name, shared).await;
             }
         }
-        if self.read_new(&topic, epoch, next).await? {
+        if self.read_new(feed, name, position.epoch, position.next).await? {
             Ok(())
         } else {
             // An entry of another epoch: the shared log was replaced meanwhile.
             let shared = self.shared_epoch(name).await?;
-            self.reload(&topic, shared).await
+            self.reload(feed, name, shared).await
         }
     }
 
@@ -174,37 +196,30 @@ impl Reader {
         Ok(epoch.and_then(|e| u64::from_str_radix(&e, 16).ok()).unwrap_or(0))
     }
 
-    /// Replaces the local log with the retained tail of the shared log of `epoch`.
-    async fn reload(&mut self, topic: &Topic, epoch: u64) -> Result<(), redis::RedisError> {
+    /// Replaces the local log of `name` with the retained tail of the shared log
+    /// of `epoch`.
+    async fn reload(&mut self, feed: &Feed, name: &str, epoch: u64) -> Result<(), redis::RedisError> {
         let mut entries: Vec<(String, Vec<Bytes>)> = redis::cmd("XREVRANGE")
-            .arg(self.keys.log(&topic.name))
+            .arg(self.keys.log(name))
             .arg("+")
             .arg("-")
             .arg("COUNT")
-            .arg(self.history)
+            .arg(feed.history())
             .query_async(&mut self.conn)
             .await?;
         entries.reverse();
         let (entries, _) = parse(entries, epoch);
-        let now = std::time::Instant::now();
-        let mut state = topic.write();
-        state.epoch = epoch;
-        state.log.restart(entries.first().map_or(1, |(offset, _)| *offset));
-        for (offset, frame) in entries {
-            state.log.append_at(offset, frame, now);
-        }
-        state.ready = true;
-        drop(state);
-        topic.wake();
+        feed.load(name, epoch, 1, entries);
         Ok(())
     }
 
-    /// Appends the entries from offset `next` on of the shared log of `epoch`.
-    /// Returns `false` when an entry of another epoch shows the log was replaced.
-    async fn read_new(&mut self, topic: &Topic, epoch: u64, mut next: u64) -> Result<bool, redis::RedisError> {
+    /// Feeds the entries from offset `next` on of the shared log of `epoch`.
+    /// Returns `false` when an entry of another epoch shows the log was
+    /// replaced, or the local log is of another epoch now.
+    async fn read_new(&mut self, feed: &Feed, name: &str, epoch: u64, mut next: u64) -> Result<bool, redis::RedisError> {
         loop {
             let entries: Vec<(String, Vec<Bytes>)> = redis::cmd("XRANGE")
-                .arg(self.keys.log(&topic.name))
+                .arg(self.keys.log(name))
                 .arg(next)
                 .arg("+")
                 .arg("COUNT")
@@ -214,17 +229,11 @@ impl Reader {
             let full = entries.len() == PAGE;
             let (entries, foreign) = parse(entries, epoch);
             if let Some(&(last, _)) = entries.last() {
-                let now = std::time::Instant::now();
-                let mut state = topic.write();
-                if state.epoch != epoch {
-                    return Ok(true);
+                match feed.append(name, epoch, entries) {
+                    Appended::Done => next = last + 1,
+                    Appended::OtherEpoch => return Ok(false),
+                    _ => return Ok(true),
                 }
-                for (offset, frame) in entries {
-                    state.log.append_at(offset, frame, now);
-                }
-                drop(state);
-                topic.wake();
-                next = last + 1;
             }
             if foreign {
                 return Ok(false);
@@ -236,7 +245,7 @@ impl Reader {
     }
 }
 
-/// `(offset, frame)` of stream entries `<offset>-0 e <epoch> f <frame>` of
+/// `(offset, body)` of stream entries `<offset>-0 e <epoch> b <body>` of
 /// `epoch`, and whether entries of another epoch (a log replaced in between)
 /// were left out. Entries not of this form are skipped.
 fn parse(entries: Vec<(String, Vec<Bytes>)>, epoch: u64) -> (Vec<(u64, Bytes)>, bool) {
@@ -245,7 +254,7 @@ fn parse(entries: Vec<(String, Vec<Bytes>)>, epoch: u64) -> (Vec<(u64, Bytes)>, 
         .into_iter()
         .filter_map(|(id, mut fields)| {
             let offset = id.strip_suffix("-0")?.parse().ok()?;
-            if fields.len() != 4 || &fields[0][..] != b"e" || &fields[2][..] != b"f" {
+            if fields.len() != 4 || &fields[0][..] != b"e" || &fields[2][..] != b"b" {
                 return None;
             }
             let entry_epoch = std::str::from_utf8(&fields[1]).ok().and_then(|e| u64::from_str_radix(e, 16).ok())?;

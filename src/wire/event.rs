@@ -188,11 +188,11 @@ impl Event {
     }
 }
 
-pub(crate) fn has_line_break(s: &str) -> bool {
+fn has_line_break(s: &str) -> bool {
     memchr::memchr2(b'\r', b'\n', s.as_bytes()).is_some()
 }
 
-pub(crate) fn check_id(id: &str) -> Result<(), EventError> {
+fn check_id(id: &str) -> Result<(), EventError> {
     if has_line_break(id) {
         Err(EventError::IdLineBreak)
     } else if id.as_bytes().contains(&0) {

@@ -1,0 +1,108 @@
+//! Resets: why a subscription cannot continue exactly ([`ResetReason`]), what
+//! happens to a subscriber that falls behind ([`LagPolicy`]), and the `reset`
+//! event that tells its client so.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::body::{ID_TAIL, seal};
+use super::event_id::EventId;
+use crate::wire::event::{Event, EventError};
+
+/// Why a subscription starts with (or receives) a `reset` event instead of the
+/// events its client missed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ResetReason {
+    /// The events after the client's id were evicted from the log.
+    Evicted,
+    /// The id is of another epoch: the log that issued it is gone (a restart).
+    UnknownEpoch,
+    /// The id is not one a hub issues.
+    Malformed,
+    /// The id is ahead of the log.
+    Future,
+    /// The subscriber fell behind and the log evicted events it had not read.
+    Lagged,
+}
+
+impl ResetReason {
+    pub(crate) const ALL: [Self; 5] = [Self::Evicted, Self::UnknownEpoch, Self::Malformed, Self::Future, Self::Lagged];
+
+    /// A short lowercase name: `evicted`, `epoch`, `malformed`, `future`, `lagged`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(ssekit::ResetReason::Lagged.as_str(), "lagged");
+    /// ```
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::Evicted => "evicted",
+            Self::UnknownEpoch => "epoch",
+            Self::Malformed => "malformed",
+            Self::Future => "future",
+            Self::Lagged => "lagged",
+        }
+    }
+}
+
+impl fmt::Display for ResetReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What happens to a subscriber that falls behind the retained log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum LagPolicy {
+    /// Send a `reset` event (reason `lagged`) and continue from the oldest
+    /// retained event (not older than [`HubBuilder::max_age`](crate::HubBuilder::max_age)).
+    #[default]
+    Reset,
+    /// End the subscription; the client reconnects with its last id and gets a
+    /// `reset` if the events after it are gone.
+    Disconnect,
+}
+
+type ResetData = Arc<dyn Fn(&str, ResetReason) -> String + Send + Sync>;
+
+/// The `reset` events of a hub: their name and what their data says.
+#[derive(Clone)]
+pub(crate) struct Resets {
+    pub(crate) event: String,
+    data: ResetData,
+}
+
+impl Resets {
+    /// Events named `reset` with data `{"reason":"<reason>"}`.
+    pub(crate) fn new() -> Self {
+        Self { event: "reset".to_owned(), data: Arc::new(|_, reason| format!(r#"{{"reason":"{reason}"}}"#)) }
+    }
+
+    pub(crate) fn set_data(&mut self, data: impl Fn(&str, ResetReason) -> String + Send + Sync + 'static) {
+        self.data = Arc::new(data);
+    }
+
+    /// Whether the event name can be sent.
+    pub(crate) fn check(&self) -> Result<(), EventError> {
+        Event::new().event(self.event.as_str()).validate()
+    }
+
+    /// The `reset` frame for a subscriber of `topic` that continues after `after`.
+    pub(crate) fn frame(&self, topic: &str, reason: ResetReason, after: EventId) -> Bytes {
+        // The name was checked when the hub was built ([`Resets::check`]); data
+        // breaks no wire rule.
+        let event = Event::new().event(self.event.as_str()).data((self.data)(topic, reason));
+        seal(event.encode_body(ID_TAIL), after)
+    }
+}
+
+impl fmt::Debug for Resets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Resets").field("event", &self.event).finish_non_exhaustive()
+    }
+}
