@@ -19,21 +19,21 @@ use axum::routing::{get, post};
 use ssekit::Resume;
 
 use axum::serve::ListenerExt;
-use common::Backend;
+use common::App;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args = common::Args::from_env();
-    let hub = args.backend().await?;
+    let app = args.app().await?;
     let listener = tokio::net::TcpListener::from_std(args.bind()?)?;
-    serve(listener, hub.clone(), common::shutdown_signal(hub)).await
+    serve(listener, app.clone(), common::shutdown_signal(app.hub)).await
 }
 
 /// Serves the demo until `shutdown` completes, then shuts down gracefully (close
 /// the hub first, or SSE connections keep the server waiting).
-pub(crate) async fn serve(
+async fn serve(
     listener: tokio::net::TcpListener,
-    hub: impl Into<Backend>,
+    app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // Events are small writes: without TCP_NODELAY, Nagle's algorithm holds each
@@ -41,34 +41,34 @@ pub(crate) async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, app(hub)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, routes(app)).with_graceful_shutdown(shutdown).await
 }
 
 /// The demo's routes.
-pub(crate) fn app(hub: impl Into<Backend>) -> Router {
+fn routes(app: App) -> Router {
     Router::new()
         .route("/", get(|| async { Html(common::PAGE) }))
         .route("/events", get(events))
         .route("/publish", post(publish))
         .route("/bench", post(bench))
-        .route("/health", get(|State(hub): State<Backend>| async move { json(common::health(&hub)) }))
-        .with_state(hub.into())
+        .route("/health", get(|State(app): State<App>| async move { json(common::health(&app.hub)) }))
+        .with_state(app)
 }
 
-async fn events(State(hub): State<Backend>, RawQuery(query): RawQuery, resume: Resume) -> Response {
-    match hub.sse(&common::topic(query.as_deref()), resume).await {
+async fn events(State(app): State<App>, RawQuery(query): RawQuery, resume: Resume) -> Response {
+    match app.sse(&common::topic(query.as_deref()), resume).await {
         Ok(sse) => sse.into_response(),
         Err(err) if err.is_temporary() => common::try_later().into_response(),
         Err(err) => json(common::subscribe_error(&err)),
     }
 }
 
-async fn publish(State(hub): State<Backend>, RawQuery(query): RawQuery, body: Body) -> Response {
-    json(common::publish(&hub, query.as_deref(), body.into_data_stream()).await)
+async fn publish(State(app): State<App>, RawQuery(query): RawQuery, body: Body) -> Response {
+    json(common::publish(&app.hub, query.as_deref(), body.into_data_stream()).await)
 }
 
-async fn bench(State(hub): State<Backend>, RawQuery(query): RawQuery) -> Response {
-    json(common::bench(&hub, query.as_deref()).await)
+async fn bench(State(app): State<App>, RawQuery(query): RawQuery) -> Response {
+    json(common::bench(&app.hub, query.as_deref()).await)
 }
 
 fn json(reply: common::Reply) -> Response {

@@ -8,41 +8,28 @@ mod common;
 use std::future::Future;
 
 use actix_web::http::StatusCode;
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, Responder, web};
+use actix_web::{HttpRequest, HttpResponse, HttpServer, Responder, web};
 use ssekit::Resume;
 
-use common::Backend;
+use common::App;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args = common::Args::from_env();
-    let hub = args.backend().await?;
+    let app = args.app().await?;
     let listener = args.bind()?;
-    serve(listener, hub.clone(), common::shutdown_signal(hub)).await
+    serve(listener, app.clone(), common::shutdown_signal(app.hub)).await
 }
 
 /// Serves the demo until `shutdown` completes, then stops gracefully (close the
 /// hub first, or SSE connections keep the server waiting until its timeout).
-pub(crate) async fn serve(
+async fn serve(
     listener: std::net::TcpListener,
-    hub: impl Into<Backend>,
+    app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let hub = web::Data::new(hub.into());
-    serve_with(listener, shutdown, move |config| {
-        config.app_data(hub.clone());
-        routes(config);
-    })
-    .await
-}
-
-/// Serves the routes `configure` adds, stopping as [`serve`] does.
-pub(crate) async fn serve_with(
-    listener: std::net::TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    configure: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
-) -> std::io::Result<()> {
-    let server = HttpServer::new(move || App::new().configure(configure.clone()))
+    let app = web::Data::new(app);
+    let server = HttpServer::new(move || actix_web::App::new().app_data(app.clone()).configure(routes))
         // Signals are the caller's `shutdown`; a stuck connection is cut after 3 s.
         .disable_signals()
         .shutdown_timeout(3)
@@ -56,8 +43,8 @@ pub(crate) async fn serve_with(
     server.await
 }
 
-/// The demo's routes; the hub is `web::Data<Backend>` app data.
-pub(crate) fn routes(config: &mut web::ServiceConfig) {
+/// The demo's routes; the app is `web::Data<App>` app data.
+fn routes(config: &mut web::ServiceConfig) {
     config
         .route(
             "/",
@@ -66,23 +53,23 @@ pub(crate) fn routes(config: &mut web::ServiceConfig) {
         .route("/events", web::get().to(events))
         .route("/publish", web::post().to(publish))
         .route("/bench", web::post().to(bench))
-        .route("/health", web::get().to(|hub: web::Data<Backend>| async move { json(common::health(&hub)) }));
+        .route("/health", web::get().to(|app: web::Data<App>| async move { json(common::health(&app.hub)) }));
 }
 
-async fn events(hub: web::Data<Backend>, request: HttpRequest, resume: Resume) -> HttpResponse {
-    match hub.sse(&common::topic(Some(request.query_string())), resume).await {
+async fn events(app: web::Data<App>, request: HttpRequest, resume: Resume) -> HttpResponse {
+    match app.sse(&common::topic(Some(request.query_string())), resume).await {
         Ok(sse) => sse.respond_to(&request),
         Err(err) if err.is_temporary() => common::try_later().respond_to(&request),
         Err(err) => json(common::subscribe_error(&err)),
     }
 }
 
-async fn publish(hub: web::Data<Backend>, request: HttpRequest, body: web::Payload) -> HttpResponse {
-    json(common::publish(&hub, Some(request.query_string()), body).await)
+async fn publish(app: web::Data<App>, request: HttpRequest, body: web::Payload) -> HttpResponse {
+    json(common::publish(&app.hub, Some(request.query_string()), body).await)
 }
 
-async fn bench(hub: web::Data<Backend>, request: HttpRequest) -> HttpResponse {
-    json(common::bench(&hub, Some(request.query_string())).await)
+async fn bench(app: web::Data<App>, request: HttpRequest) -> HttpResponse {
+    json(common::bench(&app.hub, Some(request.query_string())).await)
 }
 
 fn json(reply: common::Reply) -> HttpResponse {

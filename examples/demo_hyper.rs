@@ -21,7 +21,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use ssekit::{BoxError, Resume};
 
-use common::Backend;
+use common::App;
 
 /// The response body of every route: an SSE stream or a complete body.
 type Body = UnsyncBoxBody<Bytes, BoxError>;
@@ -29,19 +29,18 @@ type Body = UnsyncBoxBody<Bytes, BoxError>;
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args = common::Args::from_env();
-    let hub = args.backend().await?;
+    let app = args.app().await?;
     let listener = tokio::net::TcpListener::from_std(args.bind()?)?;
-    serve(listener, hub.clone(), common::shutdown_signal(hub)).await
+    serve(listener, app.clone(), common::shutdown_signal(app.hub)).await
 }
 
 /// Serves the demo until `shutdown` completes, then waits for the open
 /// connections to finish (close the hub first, so that SSE streams end).
-pub(crate) async fn serve(
+async fn serve(
     listener: tokio::net::TcpListener,
-    hub: impl Into<Backend>,
+    app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let hub = hub.into();
     let builder = auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -57,10 +56,10 @@ pub(crate) async fn serve(
         // Events are small writes: without TCP_NODELAY, Nagle's algorithm holds each
         // one until the client's (delayed, up to 40 ms) ACK of the previous one.
         let _ = stream.set_nodelay(true);
-        let hub = hub.clone();
+        let app = app.clone();
         let service = service_fn(move |request| {
-            let hub = hub.clone();
-            async move { Ok::<_, Infallible>(route(&hub, request).await) }
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(route(&app, request).await) }
         });
         let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
         let connection = graceful.watch(connection);
@@ -75,24 +74,24 @@ pub(crate) async fn serve(
 }
 
 /// The demo's routes.
-pub(crate) async fn route(hub: &Backend, request: Request<Incoming>) -> Response<Body> {
+async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
     let query = request.uri().query().map(str::to_owned);
     let query = query.as_deref();
     match (request.method(), request.uri().path()) {
         (&Method::GET, "/") => complete(200, "text/html; charset=utf-8", common::PAGE),
         (&Method::GET, "/events") => {
             let resume = Resume::from_request(request.headers(), query);
-            match hub.sse(&common::topic(query), resume).await {
+            match app.sse(&common::topic(query), resume).await {
                 Ok(sse) => sse.into_http_response().map(BodyExt::boxed_unsync),
                 Err(err) if err.is_temporary() => common::try_later().into_http_response().map(BodyExt::boxed_unsync),
                 Err(err) => json(common::subscribe_error(&err)),
             }
         }
         (&Method::POST, "/publish") => {
-            json(common::publish(hub, query, BodyDataStream::new(request.into_body())).await)
+            json(common::publish(&app.hub, query, BodyDataStream::new(request.into_body())).await)
         }
-        (&Method::POST, "/bench") => json(common::bench(hub, query).await),
-        (&Method::GET, "/health") => json(common::health(hub)),
+        (&Method::POST, "/bench") => json(common::bench(&app.hub, query).await),
+        (&Method::GET, "/health") => json(common::health(&app.hub)),
         (_, "/" | "/events" | "/publish" | "/bench" | "/health") => complete(405, "text/plain", "method not allowed"),
         _ => complete(404, "text/plain", "not found"),
     }

@@ -20,9 +20,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
-use ssekit::{
-    Event, EventId, Hub, HubMetrics, PublishError, Resume, Sse, SseConfig, SubscribeError, Subscription, TopicError,
-};
+use ssekit::{Event, Hub, PublishError, Resume, Sse, SseConfig, SubscribeError, Subscription, TopicError};
 
 /// Largest `/publish` body accepted.
 pub(crate) const MAX_BODY: usize = 1 << 20;
@@ -90,8 +88,9 @@ impl Args {
         Ok(args)
     }
 
-    /// The hub these flags describe: in memory, or over Redis with `--redis`.
-    pub(crate) async fn backend(&self) -> std::io::Result<Backend> {
+    /// The app these flags describe: a hub in memory, or shared through Redis
+    /// with `--redis`, and the settings of its streams.
+    pub(crate) async fn app(&self) -> std::io::Result<App> {
         let mut stream = SseConfig::new().keep_alive(Some(self.keep_alive));
         if let Some(retry) = self.retry {
             stream = stream.retry(retry);
@@ -100,17 +99,20 @@ impl Args {
             stream = stream.max_lifetime(lifetime, Duration::ZERO);
         }
         let mut builder = Hub::builder();
-        builder.history(self.history).stream(stream);
+        builder.history(self.history);
         match &self.redis {
-            None => Ok(Backend::Local(builder.build())),
+            None => {}
             #[cfg(feature = "redis")]
-            Some(url) => ssekit::RedisHub::connect(ssekit::RedisConfig::new(url.as_str()), &builder)
-                .await
-                .map(Backend::Redis)
-                .map_err(std::io::Error::other),
+            Some(url) => {
+                let redis = ssekit::RedisBackplane::connect(ssekit::RedisConfig::new(url.as_str()))
+                    .await
+                    .map_err(std::io::Error::other)?;
+                builder.backplane(redis);
+            }
             #[cfg(not(feature = "redis"))]
-            Some(_) => Err(std::io::Error::other("--redis needs the demo built with the redis feature")),
+            Some(_) => return Err(std::io::Error::other("--redis needs the demo built with the redis feature")),
         }
+        Ok(App { hub: builder.build(), stream })
     }
 
     /// Binds `127.0.0.1:port` and prints `listening on http://127.0.0.1:PORT` as
@@ -125,51 +127,18 @@ impl Args {
     }
 }
 
-/// The hub the demo serves: in memory, or shared through Redis (`--redis URL`).
+/// What the demo's routes share: the hub (in memory, or shared through Redis
+/// with `--redis URL`) and the settings of its streams.
 #[derive(Debug, Clone)]
-pub(crate) enum Backend {
-    Local(Hub),
-    #[cfg(feature = "redis")]
-    Redis(ssekit::RedisHub),
+pub(crate) struct App {
+    pub(crate) hub: Hub,
+    pub(crate) stream: SseConfig,
 }
 
-impl From<Hub> for Backend {
-    fn from(hub: Hub) -> Self {
-        Self::Local(hub)
-    }
-}
-
-impl Backend {
+impl App {
+    /// `GET /events`: the stream of `topic` from where `resume` says.
     pub(crate) async fn sse(&self, topic: &str, resume: Resume) -> Result<Sse<Subscription>, SubscribeError> {
-        match self {
-            Self::Local(hub) => hub.sse(topic, resume),
-            #[cfg(feature = "redis")]
-            Self::Redis(hub) => hub.sse(topic, resume).await,
-        }
-    }
-
-    pub(crate) async fn publish(&self, topic: &str, event: Event) -> Result<EventId, PublishError> {
-        match self {
-            Self::Local(hub) => hub.publish(topic, event),
-            #[cfg(feature = "redis")]
-            Self::Redis(hub) => hub.publish(topic, event).await,
-        }
-    }
-
-    pub(crate) fn metrics(&self) -> HubMetrics {
-        match self {
-            Self::Local(hub) => hub.metrics(),
-            #[cfg(feature = "redis")]
-            Self::Redis(hub) => hub.metrics(),
-        }
-    }
-
-    pub(crate) fn close(&self) {
-        match self {
-            Self::Local(hub) => hub.close(),
-            #[cfg(feature = "redis")]
-            Self::Redis(hub) => hub.close(),
-        }
+        Ok(self.hub.sse(topic, resume).await?.with_config(self.stream.clone()))
     }
 }
 
@@ -224,7 +193,7 @@ where
 }
 
 /// `POST /publish`: validates the JSON body and publishes it.
-pub(crate) async fn publish<S, E>(hub: &Backend, query: Option<&str>, body: S) -> Reply
+pub(crate) async fn publish<S, E>(hub: &Hub, query: Option<&str>, body: S) -> Reply
 where
     S: Stream<Item = Result<Bytes, E>>,
     E: std::fmt::Display,
@@ -266,7 +235,7 @@ fn parse_publish(body: &[u8]) -> Result<Event, String> {
 }
 
 /// `POST /bench`: publishes `count` events of `size` bytes, `rate` per second.
-pub(crate) async fn bench(hub: &Backend, query: Option<&str>) -> Reply {
+pub(crate) async fn bench(hub: &Hub, query: Option<&str>) -> Reply {
     let bench = match contract::Bench::parse(query) {
         Ok(bench) => bench,
         Err(err) => return Reply::error(400, err),
@@ -281,17 +250,14 @@ pub(crate) async fn bench(hub: &Backend, query: Option<&str>) -> Reply {
 }
 
 /// `GET /health`.
-pub(crate) fn health(hub: &Backend) -> Reply {
+pub(crate) fn health(hub: &Hub) -> Reply {
     let metrics = hub.metrics();
-    #[allow(unused_mut)]
     let mut health = serde_json::json!({
         "subscribers": metrics.subscribers,
         "topics": metrics.topics,
         "published": metrics.published,
     });
-    #[cfg(feature = "redis")]
-    if let Backend::Redis(hub) = hub {
-        let status = hub.status();
+    if let Some(status) = hub.backplane_status() {
         health["redis"] = serde_json::json!({
             "connected": status.connected,
             "connects": status.connects,
@@ -305,7 +271,7 @@ pub(crate) fn health(hub: &Backend) -> Reply {
 /// Waits for SIGINT or SIGTERM, then closes the hub so every SSE stream ends
 /// and the server's graceful shutdown can complete. Should a connection still
 /// hold on, the process exits 4 s later anyway.
-pub(crate) async fn shutdown_signal(hub: Backend) {
+pub(crate) async fn shutdown_signal(hub: Hub) {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
