@@ -11,9 +11,9 @@
 //!
 //! let hub = Hub::new();
 //! // One connection's response stream (serve it with the axum, actix or hyper adapter).
-//! let mut stream = hub.sse("news", Resume::Live)?;
+//! let mut stream = hub.sse("news", Resume::Live).await?;
 //!
-//! hub.publish("news", Event::new().event("headline").data("line one\nline two"))?;
+//! hub.publish("news", Event::new().event("headline").data("line one\nline two")).await?;
 //!
 //! let chunk = stream.next().await.unwrap()?;
 //! let event = Decoder::new().feed(&chunk)?.remove(0);
@@ -23,14 +23,28 @@
 //!
 //! # Architecture
 //!
-//! - [`Event`] encodes once into a [`Frame`] (refusing what would inject fields);
-//!   [`Decoder`] is the spec's parser.
-//! - A [`Hub`] keeps, per topic, a bounded log of frames: publishing appends and
-//!   wakes; a [`Subscription`] is a cursor that replays after a [`LastEventId`] and
-//!   follows live, or starts with a `reset` event when it cannot resume exactly.
-//! - [`Sse`] is one connection's stream: retry hint, frames, keep-alive, lifetime,
-//!   shutdown — over a subscription or any stream of events.
-//! - Adapters make [`Sse`] a response and [`Resume`] an extractor.
+//! One folder per layer, in the order data flows; each imports only the
+//! layers before it.
+//!
+//! 1. `wire/`: the format on the wire. [`Event`] encodes once into a
+//!    [`Frame`] (refusing what would inject fields); [`Decoder`] is the spec's
+//!    parser; [`LastEventId`] and [`Resume`] read what a reconnecting client
+//!    sends; [`RESPONSE_HEADERS`].
+//! 2. `hub/`: the [`Hub`] keeps, per topic, a bounded log of frames: publishing
+//!    appends and wakes; a [`Subscription`] is a cursor that replays after a
+//!    client's id and follows live, or starts with a `reset` event when it cannot
+//!    resume exactly. Its [`backplane`](hub::backplane) module is the one door
+//!    through which a shared log feeds the hub.
+//! 3. `sse/`: [`Sse`] is one connection's stream: retry hint, frames,
+//!    keep-alive, lifetime, shutdown — over a subscription or any stream of
+//!    events ([`Events`]).
+//! 4. `adapter/`: each framework's conversions, and nothing else: [`Sse`] as
+//!    a response, [`Resume`] as an extractor.
+//! 5. `redis/` (feature `redis`): [`RedisBackplane`](crate::redis::RedisBackplane),
+//!    a backplane over Redis Streams; it uses the hub only through its door.
+//!
+//! `shutdown.rs` ([`Shutdown`]) and `random.rs` are small leaves that the hub
+//! and the stream share.
 //!
 //! # Features
 //!
@@ -40,7 +54,7 @@
 //! | `hyper` | [`Sse`] as an `http_body::Body`, `Sse::into_http_response` |
 //! | `axum` | `IntoResponse` for [`Sse`], [`Resume`] as an extractor (axum 0.8) |
 //! | `actix` | `Responder` for [`Sse`], [`Resume`] as an extractor (actix-web 4) |
-//! | `redis` | `RedisHub`: the hub over Redis Streams, shared by several processes |
+//! | `redis` | `RedisBackplane`: the hub's topics in Redis Streams, shared by several processes |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod adapter;
