@@ -40,7 +40,7 @@
 //!    events ([`Events`]).
 //! 4. `adapter/`: each framework's conversions, and nothing else: [`Sse`] as
 //!    a response, [`Resume`] as an extractor.
-//! 5. `redis/` (feature `redis`): [`RedisBackplane`](crate::redis::RedisBackplane),
+//! 5. `redis/` (feature `redis`): [`RedisBackplane`],
 //!    a backplane over Redis Streams; it uses the hub only through its door.
 //!
 //! `shutdown.rs` ([`Shutdown`]) and `random.rs` are small leaves that the hub
@@ -67,12 +67,15 @@ mod shutdown;
 mod sse;
 mod wire;
 
+// Inlined: each type is listed on the front page, not only as a `pub use` line.
+#[doc(inline)]
 pub use hub::{
     BoxError, BuildError, EventId, EventIdError, Hub, HubBuilder, HubMetrics, LagPolicy, PublishError, ResetReason,
     SubscribeError, Subscription, TopicError,
 };
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+#[doc(inline)]
 pub use redis::{RedisBackplane, RedisConfig, RedisError};
 pub use shutdown::Shutdown;
 pub use sse::{Events, IntoFrame, NoEvents, Source, Sse, SseConfig};

@@ -120,7 +120,7 @@ impl BackplaneError {
     /// # Examples
     ///
     /// ```
-    /// use ssekit::hub::BackplaneError;
+    /// use ssekit::hub::backplane::BackplaneError;
     /// assert!(BackplaneError::OutcomeUnknown("timed out".into()).is_outcome_unknown());
     /// assert!(!BackplaneError::Unavailable("refused".into()).is_outcome_unknown());
     /// ```

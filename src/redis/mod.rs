@@ -5,7 +5,7 @@
 //! and wakes the nodes, atomically, so publishers on every node share one order
 //! per topic. Each node keeps one reader (not one per client): pub/sub only wakes
 //! it, and it reads the stream by offset (`XRANGE`) and feeds the node's hub
-//! through its door ([`Feed`](crate::hub::backplane::Feed)), from which
+//! through its door ([`Feed`]), from which
 //! subscribers are served exactly as without a backplane — one encoding per
 //! node, shared by its subscribers. A dropped wake-up cannot lose an event: the
 //! reader checks continuity by offset, fills holes from the stream, and resyncs
@@ -16,7 +16,7 @@
 //! - `script`: the keys of a topic and the append script.
 //!
 //! It uses the hub only through [`Backplane`] and
-//! [`Feed`](crate::hub::backplane::Feed).
+//! [`Feed`].
 //!
 //! ## Resume from any node
 //!

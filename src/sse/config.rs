@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-/// Keep-alive, retry hint and lifetime of a [`Sse`] stream.
+/// Keep-alive, retry hint and lifetime of a [`Sse`](super::Sse) stream.
 ///
 /// # Examples
 ///

@@ -16,7 +16,7 @@ use crate::wire::event::Event;
 use crate::wire::frame::Frame;
 
 
-/// Anything a [`Sse`] stream can send: an [`Event`] (encoded on the way), a
+/// Anything a [`Sse`](super::Sse) stream can send: an [`Event`] (encoded on the way), a
 /// [`Frame`], or a `Result` of either, whose error ends the stream.
 pub trait IntoFrame {
     /// The encoded frame.
@@ -51,7 +51,7 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// What a [`Sse`] stream sends: a hub [`Subscription`] or [`Events`].
+/// What a [`Sse`](super::Sse) stream sends: a hub [`Subscription`] or [`Events`].
 pub trait Source: sealed::Sealed {
     /// The next chunk of complete frames.
     #[doc(hidden)]
@@ -167,7 +167,7 @@ impl<S> fmt::Debug for Events<S> {
     }
 }
 
-/// A stream of no events, for [`Sse::try_later`].
+/// A stream of no events, for [`Sse::try_later`](super::Sse::try_later).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoEvents;
 
