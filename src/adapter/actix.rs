@@ -90,23 +90,23 @@ fn response<S: Source + 'static>(sse: Sse<S>) -> HttpResponse {
             response.insert_header((name, value));
         }
     }
-    response.streaming(IoErrors { sse })
+    response.streaming(Body { sse })
 }
 
 pin_project_lite::pin_project! {
-    /// actix-web wants body errors convertible into `Box<dyn Error>` (not `+ Send
-    /// + Sync`); `io::Error` carries ours across.
-    struct IoErrors<S> {
+    /// The response body: never fails (a source error ends it cleanly and is
+    /// reported, see [`Sse::new`]).
+    struct Body<S> {
         #[pin]
         sse: Sse<S>,
     }
 }
 
-impl<S: Source> Stream for IoErrors<S> {
-    type Item = Result<Bytes, std::io::Error>;
+impl<S: Source> Stream for Body<S> {
+    type Item = Result<Bytes, Infallible>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.project().sse.poll_next(cx).map(|chunk| chunk.map(|chunk| chunk.map_err(std::io::Error::other)))
+        self.project().sse.poll_body(cx).map(|chunk| chunk.map(Ok))
     }
 }
 

@@ -10,7 +10,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures_core::Stream;
 use http_body::{Body, Frame as BodyFrame};
 
 use crate::hub::BoxError;
@@ -18,13 +17,15 @@ use crate::sse::{Source, Sse};
 use crate::wire::headers::insert_response_headers;
 
 /// Each ready chunk is one body frame, so hyper writes it as soon as it is polled.
+/// The body never fails: a source error ends it cleanly and is reported (see
+/// [`Sse::new`]).
 #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
 impl<S: Source> Body for Sse<S> {
     type Data = Bytes;
     type Error = BoxError;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<BodyFrame<Bytes>, BoxError>>> {
-        self.poll_next(cx).map(|chunk| chunk.map(|chunk| chunk.map(BodyFrame::data)))
+        self.poll_body(cx).map(|chunk| chunk.map(|chunk| Ok(BodyFrame::data(chunk))))
     }
 }
 

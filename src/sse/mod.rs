@@ -83,6 +83,7 @@ pin_project_lite::pin_project! {
         // clock).
         timer_waker: Option<Waker>,
         shutdown: Option<(Shutdown, Pin<Box<OwnedNotified>>)>,
+        on_error: Option<Box<dyn FnMut(BoxError) + Send + Sync>>,
     }
 }
 
@@ -92,6 +93,17 @@ where
     S::Item: IntoFrame,
 {
     /// The SSE stream of any stream of events, frames, or results of them.
+    ///
+    /// # Errors
+    ///
+    /// An item that is an error, or an event that cannot be encoded (a line
+    /// break in its name or id, say), ends the stream after the frames before
+    /// it. As a [`Stream`], `Sse` yields that error, then ends. As a response
+    /// (the `hyper`, `axum` and `actix` features) the client gets a clean end of
+    /// the stream after the headers and the frames before it (its `EventSource`
+    /// reconnects), and the error goes to [`Sse::on_error`]'s callback, or,
+    /// without one, to the `tracing` facade as a warning — never a connection cut
+    /// before the response, never silent.
     ///
     /// # Examples
     ///
@@ -192,6 +204,46 @@ impl<S: Source> Sse<S> {
             timer: None,
             timer_waker: None,
             shutdown: None,
+            on_error: None,
+        }
+    }
+
+    /// Calls `on_error` with the error that ends a stream served as a response
+    /// (see [`Sse::new`]), instead of logging it through `tracing`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures_util::stream;
+    /// use ssekit::{Event, Sse};
+    ///
+    /// let events = stream::iter([Event::new().data("ok"), Event::new().id("bad\nid").data("x")]);
+    /// let sse = Sse::new(events).on_error(|err| eprintln!("event stream failed: {err}"));
+    /// ```
+    pub fn on_error(mut self, on_error: impl FnMut(BoxError) + Send + Sync + 'static) -> Self {
+        self.on_error = Some(Box::new(on_error));
+        self
+    }
+
+    /// The next chunk of a response body: as [`Stream::poll_next`], but an error
+    /// is reported ([`Sse::on_error`], or `tracing`) and ends the body cleanly,
+    /// so the client gets the headers and a proper end, not a cut connection.
+    /// What every adapter polls.
+    #[cfg_attr(not(any(feature = "hyper", feature = "actix")), allow(dead_code))]
+    pub(crate) fn poll_body(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let mut this = self;
+        match this.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Err(error))) => {
+                match this.as_mut().project().on_error {
+                    Some(on_error) => on_error(error),
+                    None => tracing::warn!(error = %error, "ssekit: an SSE stream's source failed; the stream ends"),
+                }
+                // Whatever the source held back goes out before the end.
+                this.poll_body(cx)
+            }
+            Poll::Ready(Some(Ok(chunk))) => Poll::Ready(Some(chunk)),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
         }
     }
 
