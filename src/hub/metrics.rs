@@ -67,7 +67,7 @@ impl Counters {
 ///
 /// ```
 /// let hub = ssekit::Hub::new();
-/// let id = hub.publish("news", ssekit::Event::new().data("x"))?;
+/// let id = hub.try_publish("news", ssekit::Event::new().data("x"))?;
 /// let metrics = hub.metrics();
 /// assert_eq!((metrics.topics, metrics.published, metrics.subscribers), (1, 1, 0));
 /// assert_eq!(metrics.retained_bytes, format!("data: x\nid: {id}\n\n").len());
