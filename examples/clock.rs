@@ -1,6 +1,10 @@
 //! The smallest SSE server: the current time, every second, to every client.
 //!
-//! Run with: cargo run --example clock --features axum
+//! Run with: cargo run --example clock --features axum -- [--port N]
+//!
+//! Then open the printed address (8080 by default; `--port 0` picks a free one).
+
+mod flags;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,7 +25,5 @@ async fn main() -> std::io::Result<()> {
             }))
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-    println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app).await
+    axum::serve(flags::listen().await?, app).await
 }
