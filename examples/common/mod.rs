@@ -315,18 +315,22 @@ pub(crate) const PAGE: &str = r#"<!doctype html>
   #state.open { background: #c8f0c8; } #state.connecting { background: #f6e7b0; } #state.closed { background: #f3c0c0; }
   #notice { display: none; margin: 1rem 0; padding: .5rem .75rem; background: #fff3cd; border: 1px solid #e6d08a; border-radius: .3rem; }
   form { display: flex; gap: .5rem; margin: 1rem 0; }
-  input { flex: 1; padding: .4rem; font: inherit; }
+  input, textarea { flex: 1; padding: .4rem; font: inherit; }
   button { padding: .4rem .9rem; font: inherit; }
   ol { list-style: none; padding: 0; }
   li { padding: .3rem 0; border-bottom: 1px solid #eee; overflow-wrap: anywhere; }
   li code { color: #888; font-size: .8rem; margin-right: .5rem; }
+  li .name { font-size: .8rem; background: #e8eefc; border-radius: .3rem; padding: 0 .3rem; margin-right: .5rem; }
+  li .text { white-space: pre-wrap; }
+  #name { flex: 0 0 7rem; }
 </style>
 </head>
 <body>
 <h1>ssekit live feed <span id="state" class="connecting">connecting</span></h1>
 <div id="notice" role="status"></div>
 <form id="send">
-  <input id="text" placeholder="Say something" autocomplete="off" required>
+  <input id="name" placeholder="event name" autocomplete="off" title="optional: the event's name (type)">
+  <textarea id="text" placeholder="Say something (several lines are fine)" rows="1" required></textarea>
   <button>Publish</button>
 </form>
 <ol id="feed"></ol>
@@ -344,21 +348,43 @@ pub(crate) const PAGE: &str = r#"<!doctype html>
     state.textContent = name;
     state.className = name;
   }
-  function show(id, text) {
+  // An event's lines stay lines (the text keeps its line breaks); a named event
+  // shows its name.
+  function show(id, type, data) {
     const item = document.createElement('li');
     const code = document.createElement('code');
     code.textContent = id;
-    item.append(code, text);
+    item.append(code);
+    if (type !== 'message') {
+      const name = document.createElement('span');
+      name.className = 'name';
+      name.textContent = type;
+      item.append(name);
+    }
+    const text = document.createElement('span');
+    text.className = 'text';
+    text.textContent = data;
+    item.append(text);
     feed.prepend(item);
   }
 
   const source = new EventSource('/events' + topicQuery);
   source.onopen = () => { window.ssekit.opens += 1; setState('open'); };
   source.onerror = () => setState(source.readyState === EventSource.CLOSED ? 'closed' : 'connecting');
-  source.addEventListener('message', (e) => {
-    window.ssekit.events.push({ id: e.lastEventId, data: e.data, type: e.type });
-    show(e.lastEventId, e.data);
-  });
+  // EventSource delivers a named event only to listeners of that name: the page
+  // listens to unnamed events, to the names in its address (?event=NAME, repeated)
+  // and to every name published from it.
+  const listening = new Set();
+  function listen(type) {
+    if (!type || type === 'reset' || listening.has(type)) return;
+    listening.add(type);
+    source.addEventListener(type, (e) => {
+      window.ssekit.events.push({ id: e.lastEventId, data: e.data, type: e.type });
+      show(e.lastEventId, e.type, e.data);
+    });
+  }
+  listen('message');
+  params.getAll('event').forEach(listen);
   source.addEventListener('reset', (e) => {
     window.ssekit.resets.push({ id: e.lastEventId, data: e.data });
     window.ssekit.events.push({ id: e.lastEventId, data: e.data, type: e.type });
@@ -371,10 +397,12 @@ pub(crate) const PAGE: &str = r#"<!doctype html>
   document.getElementById('send').addEventListener('submit', async (e) => {
     e.preventDefault();
     const text = document.getElementById('text');
+    const name = document.getElementById('name').value.trim();
+    listen(name);
     const response = await fetch('/publish' + topicQuery, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ data: text.value }),
+      body: JSON.stringify(name ? { event: name, data: text.value } : { data: text.value }),
     });
     if (response.ok) { text.value = ''; } else { notice.textContent = (await response.json()).error; notice.style.display = 'block'; }
   });
