@@ -1,6 +1,6 @@
 //! Encoding one event: ssekit against axum's SSE encoder and against a plain copy of the payload.
 //!
-//! Run with `cargo bench --bench encode`; results and how to read them are in `BENCHMARKS.md`.
+//! Run with `cargo bench -p ssekit-bench --bench encode`; results and how to read them are in `BENCHMARKS.md`.
 //!
 //! Every side starts from the same `&str` payload and includes building the event from an
 //! owned `String` copy of it, as an application building an event from its data would.

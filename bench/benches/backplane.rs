@@ -2,7 +2,7 @@
 //! in-memory hub, in one run: deliveries per second, publish-to-receive latency,
 //! and Redis commands per published event (from `INFO commandstats`).
 //!
-//! Run with: `cargo bench --bench backplane --features redis` (needs `redis-server`
+//! Run with: `cargo bench -p ssekit-bench --bench backplane --features redis` (needs `redis-server`
 //! on the PATH; it is started on a free loopback port and stopped at the end).
 //! Optional arguments after `--`: `SUBSCRIBERS EVENTS` (default 1000 2000).
 

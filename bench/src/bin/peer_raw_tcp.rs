@@ -6,14 +6,13 @@
 //! `--history` is the channel capacity; `--keep-alive` is ignored.
 //! Only a comparison server (BENCHMARKS.md).
 //!
-//! Run with: `cargo run --release --example peer_raw_tcp -- --port 0`
-
-mod peer;
+//! Run with: `cargo run --release -p ssekit-bench --bin peer_raw_tcp -- --port 0`
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
+use ssekit_bench::peer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast::{self, error::RecvError};

@@ -1,6 +1,6 @@
 //! Fan-out: one event published to N subscribers, until every one of them has received it.
 //!
-//! Run with `cargo bench --bench fanout` (add `-- --quick` for a rough look).
+//! Run with `cargo bench -p ssekit-bench --bench fanout` (add `-- --quick` for a rough look).
 //!
 //! Side by side, in one group per N:
 //!

@@ -1,7 +1,7 @@
 //! Heap bytes per idle subscriber: ssekit's `Hub::sse` stream against a `tokio::sync::broadcast`
 //! receiver served through axum's `Sse` response body.
 //!
-//! Run with `cargo run --release --example memory`
+//! Run with `cargo run --release -p ssekit-bench --bin memory`
 //!
 //! Each measurement builds 10 000 streams on one topic (or channel) that already exists, polls
 //! each once (as a server does when it starts the response: this arms the keep-alive timer and

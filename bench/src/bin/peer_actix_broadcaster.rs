@@ -6,9 +6,7 @@
 //! clients are swept by a ping every 10 s, as in the example. Only a comparison
 //! server for the load benchmarks (BENCHMARKS.md); `--history` is ignored.
 //!
-//! Run with: `cargo run --release --example peer_actix_broadcaster --features actix -- --port 0`
-
-mod peer;
+//! Run with: `cargo run --release -p ssekit-bench --bin peer_actix_broadcaster -- --port 0`
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,6 +14,7 @@ use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, Responder, web};
 use actix_web_lab::sse;
+use ssekit_bench::peer;
 use tokio::sync::mpsc;
 
 #[derive(Default)]

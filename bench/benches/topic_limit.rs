@@ -1,6 +1,6 @@
 //! A hub at its topic limit: what a request for one more topic costs.
 //!
-//! Run with `cargo bench --bench topic_limit`.
+//! Run with `cargo bench -p ssekit-bench --bench topic_limit`.
 //!
 //! Clients choose topic names, so once a hub holds `max_topics` topics a client can ask for
 //! a new name on every request. Side by side, in one group per number of topics held (each

@@ -4,9 +4,7 @@
 //! Lagged subscribers lose events silently: that is the pattern being measured.
 //! Only a comparison server for the load benchmarks (BENCHMARKS.md).
 //!
-//! Run with: `cargo run --release --example peer_axum_broadcast --features axum -- --port 0`
-
-mod peer;
+//! Run with: `cargo run --release -p ssekit-bench --bin peer_axum_broadcast -- --port 0`
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -17,6 +15,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::{Stream, StreamExt};
+use ssekit_bench::peer;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 

@@ -5,8 +5,13 @@
 //! publish-to-receive latency, missing events, server CPU per delivery and
 //! server RSS per idle connection.
 //!
-//! Run with (after `cargo build --release --examples --all-features`):
-//! `cargo run --release --example loadgen -- --quick`
+//! Run with `scripts/bench.sh`, or after building the servers (the demos from
+//! the root package, the comparison servers from this one; see the script):
+//! `cargo run --release -p ssekit-bench --bin loadgen -- --quick`
+//!
+//! The servers are looked up in the cargo profile directory loadgen was built
+//! into (`target/release`): the comparison servers there, the demos in its
+//! `examples/`. `--bin-dir DIR` names another profile directory.
 //!
 //! ```text
 //! loadgen [--servers a,b] [--scenarios a,b,c,d,e] [--scale F] [--runs N] [--quick]
@@ -16,10 +21,9 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -27,15 +31,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::BytesMut;
 use serde_json::{Value, json};
 use ssekit::Decoder;
+use ssekit_bench::server::{Server, profile_dir, rss_bytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
-/// The servers: name, example binary.
+/// The servers: name, binary in the profile directory (the demos are examples
+/// of the root package, the others binaries of this one).
 const SERVERS: &[(&str, &str)] = &[
-    ("ssekit-axum", "demo"),
-    ("ssekit-actix", "demo_actix"),
-    ("ssekit-hyper", "demo_hyper"),
+    ("ssekit-axum", "examples/demo"),
+    ("ssekit-actix", "examples/demo_actix"),
+    ("ssekit-hyper", "examples/demo_hyper"),
     ("axum-broadcast", "peer_axum_broadcast"),
     ("actix-broadcaster", "peer_actix_broadcaster"),
     ("raw-tcp", "peer_raw_tcp"),
@@ -144,7 +150,7 @@ fn parse_opts() -> Opts {
         scale: 1.0,
         runs: 1,
         out: PathBuf::from("target/bench/results.json"),
-        bin_dir: PathBuf::from("target/release/examples"),
+        bin_dir: profile_dir(),
         pin: true,
     };
     let mut args = std::env::args().skip(1);
@@ -267,53 +273,7 @@ fn summary(r: &Value) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// Server processes and /proc
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(binary: &Path, pin: bool) -> Result<Self, String> {
-        let mut command = if pin {
-            let mut c = Command::new("taskset");
-            c.arg("-c").arg("0").arg(binary);
-            c
-        } else {
-            Command::new(binary)
-        };
-        command
-            .args(["--port", "0", "--history", &HISTORY.to_string(), "--keep-alive", "15"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut child = command.spawn().map_err(|e| format!("spawn {}: {e}", binary.display()))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut line = String::new();
-        let read = BufReader::new(stdout).read_line(&mut line);
-        let addr = line.trim().strip_prefix("listening on http://").and_then(|a| a.parse().ok());
-        match (read, addr) {
-            (Ok(_), Some(addr)) => Ok(Self { child, addr }),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(format!("{}: unexpected first line {line:?}", binary.display()))
-            }
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+// CPU time from /proc (the servers are `ssekit_bench::server::Server`s)
 
 /// CPU time of a process in seconds: the sum of its threads' run time from
 /// `/proc/PID/task/*/schedstat` (nanoseconds), or utime + stime from
@@ -336,16 +296,6 @@ fn cpu_seconds(pid: &str) -> f64 {
     // After the command name: utime and stime are the 12th and 13th fields.
     let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12)) / 100.0
-}
-
-/// VmRSS of a process in bytes.
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
 }
 
 fn now_ns() -> u64 {
@@ -587,8 +537,9 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
 }
 
 async fn measure(server_name: &str, binary: &Path, scenario: Scenario, pin: bool) -> Result<Value, String> {
-    let server = Server::start(binary, pin)?;
-    let addr = server.addr;
+    let args = ["--history".to_owned(), HISTORY.to_string(), "--keep-alive".to_owned(), "15".to_owned()];
+    let server = Server::start(binary, &args, pin.then_some(0))?;
+    let addr = server.addr();
     let pid = server.pid();
     let total = scenario.conns;
     // Warm up the server (allocator, first request) before the memory baseline.

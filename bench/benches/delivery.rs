@@ -1,7 +1,7 @@
 //! The cost of one delivery on one thread: after a publish, each of 10 000 subscribers is
 //! polled until it has the event and then finds nothing more, with no scheduler around it.
 //!
-//! Run with `cargo bench --bench delivery`. Side by side:
+//! Run with `cargo bench -p ssekit-bench --bench delivery`. Side by side:
 //!
 //! - `subscription`: a hub [`Subscription`] polled directly;
 //! - `hub_sse`: the stream of [`Hub::sse`] (keep-alive on), what a framework adapter polls.
@@ -12,7 +12,7 @@
 //! 200 000 deliveries:
 //!
 //! ```text
-//! cargo bench --bench delivery --no-run   # prints the binary's path
+//! cargo bench -p ssekit-bench --bench delivery --no-run   # prints the binary's path
 //! DELIVERY_PROBE=hub_sse DELIVERY_ROUNDS=20 valgrind --tool=callgrind target/release/deps/delivery-<hash>
 //! ```
 
