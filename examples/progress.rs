@@ -34,10 +34,8 @@ const DONE: &str = "done";
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let app = Router::new()
-        .route("/", get(|| async { Html(PAGE) }))
-        .route("/job", get(job))
-        .route("/tokens", get(tokens));
+    let app =
+        Router::new().route("/", get(|| async { Html(PAGE) })).route("/job", get(job)).route("/tokens", get(tokens));
     axum::serve(flags::listen().await?, app).await
 }
 

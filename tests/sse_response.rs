@@ -44,7 +44,9 @@ async fn a_client_gets_the_headers_and_a_clean_end() {
     // hyper closed the connection before the response head.
     let app = axum::Router::new().route(
         "/bad-first",
-        axum::routing::get(|| async { Sse::new(stream::iter([Event::new().event("x\ny").data("z")])).on_error(|_| ()) }),
+        axum::routing::get(|| async {
+            Sse::new(stream::iter([Event::new().event("x\ny").data("z")])).on_error(|_| ())
+        }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
-use ssekit::{Decoder, Event, Hub, RedisConfig, RedisHub, Resume, Subscription};
+use ssekit::{Decoder, Event, Hub, RedisBackplane, RedisConfig, Resume, Subscription};
 
 struct Redis(Child, u16);
 
@@ -129,19 +129,23 @@ async fn commandstats(port: u16) -> HashMap<String, u64> {
 /// Redis, at `rate` events per second (0: as fast as publishing goes).
 async fn run(builder: &ssekit::HubBuilder, port: u16, subscribers: usize, events: usize, rate: u64) -> [Report; 2] {
     let hub = builder.build();
-    let subscriptions = (0..subscribers).map(|_| hub.subscribe("bench", Resume::Live).unwrap()).collect();
+    let subscriptions = (0..subscribers).map(|_| hub.try_subscribe("bench", Resume::Live).unwrap()).collect();
     let receiving = tokio::spawn(receive_all(subscriptions, events));
     let start = Instant::now();
     paced(events, rate, |event| {
-        hub.publish("bench", event).unwrap();
+        hub.try_publish("bench", event).unwrap();
         tokio::task::yield_now()
     })
     .await;
     let memory = report("in-memory hub", receiving.await.unwrap(), start.elapsed());
 
     let config = RedisConfig::new(format!("redis://127.0.0.1:{port}/"));
-    let node_a = Arc::new(RedisHub::connect(config.clone(), builder).await.unwrap());
-    let node_b = RedisHub::connect(config, builder).await.unwrap();
+    let node = |config: RedisConfig| async move {
+        let redis = RedisBackplane::connect(config).await.unwrap();
+        builder.clone().backplane(redis).build()
+    };
+    let node_a = Arc::new(node(config.clone()).await);
+    let node_b = node(config).await;
     let topic = format!("bench-{rate}");
     let mut subscriptions = Vec::new();
     for _ in 0..subscribers {

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group};
 use futures_core::Stream;
-use ssekit::{Event, Hub, Resume};
+use ssekit::{Event, Hub, Resume, Sse};
 
 const SUBSCRIBERS: usize = 10_000;
 
@@ -59,7 +59,7 @@ fn setup<P: Poller>(subscribe: impl Fn(&Hub) -> P) -> (Hub, Vec<P>) {
 /// One publish, then every subscriber polled until it has the event and finds nothing more.
 fn round<P: Poller>(hub: &Hub, subscribers: &mut [P]) {
     let mut cx = Context::from_waker(Waker::noop());
-    hub.publish("t", Event::new().data("x")).expect("publish");
+    hub.try_publish("t", Event::new().data("x")).expect("publish");
     for subscriber in subscribers {
         match subscriber.poll_chunk(&mut cx) {
             Poll::Ready(Some(chunk)) => {
@@ -72,11 +72,11 @@ fn round<P: Poller>(hub: &Hub, subscribers: &mut [P]) {
 }
 
 fn subscription(hub: &Hub) -> ssekit::Subscription {
-    hub.subscribe("t", Resume::Live).expect("subscribe")
+    hub.try_subscribe("t", Resume::Live).expect("subscribe")
 }
 
 fn hub_sse(hub: &Hub) -> Pin<Box<ssekit::Sse<ssekit::Subscription>>> {
-    Box::pin(hub.sse("t", Resume::Live).expect("subscribe"))
+    Box::pin(Sse::from_subscription(hub.try_subscribe("t", Resume::Live).expect("subscribe")))
 }
 
 fn bench<P: Poller>(

@@ -37,7 +37,7 @@ use axum::response::sse::{Event as AxumEvent, KeepAlive, Sse as AxumSse};
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::{StreamExt, stream};
-use ssekit::{Event, Hub, Resume};
+use ssekit::{Event, Hub, Resume, Sse};
 use tokio::runtime::Runtime;
 use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinHandle;
@@ -130,7 +130,7 @@ struct Ssekit {
 
 impl Fanout for Ssekit {
     fn publish(&self) {
-        black_box(self.hub.publish("bench", Event::new().data(PAYLOAD)).expect("publish"));
+        black_box(self.hub.try_publish("bench", Event::new().data(PAYLOAD)).expect("publish"));
     }
 
     fn stop(self) {
@@ -143,7 +143,7 @@ fn ssekit(rt: &Runtime, round: &Arc<Round>) -> (Ssekit, Vec<JoinHandle<()>>) {
     let hub = Hub::builder().history(64).build();
     let tasks = (0..round.subscribers)
         .map(|i| {
-            let mut subscription = hub.subscribe("bench", Resume::Live).expect("subscribe");
+            let mut subscription = hub.try_subscribe("bench", Resume::Live).expect("subscribe");
             let receipts = round.receipts(i);
             rt.spawn(async move {
                 while let Some(chunk) = subscription.next().await {
@@ -161,7 +161,7 @@ fn ssekit_sse(rt: &Runtime, round: &Arc<Round>) -> (Ssekit, Vec<JoinHandle<()>>)
     let hub = Hub::builder().history(64).build();
     let tasks = (0..round.subscribers)
         .map(|i| {
-            let mut sse = hub.sse("bench", Resume::Live).expect("subscribe");
+            let mut sse = Sse::from_subscription(hub.try_subscribe("bench", Resume::Live).expect("subscribe"));
             let receipts = round.receipts(i);
             rt.spawn(async move {
                 while let Some(Ok(chunk)) = sse.next().await {

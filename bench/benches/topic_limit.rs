@@ -23,14 +23,14 @@ fn topic_limit(c: &mut Criterion) {
     for topics in [100, 10_000] {
         let hub = Hub::builder().max_topics(topics).max_age(Duration::from_secs(3600)).build();
         for i in 0..topics {
-            hub.publish(&format!("topic-{i}"), Event::new().data("x")).expect("below the limit");
+            hub.try_publish(&format!("topic-{i}"), Event::new().data("x")).expect("below the limit");
         }
-        assert!(hub.subscribe("one-more", Resume::Live).is_err(), "at the limit");
+        assert!(hub.try_subscribe("one-more", Resume::Live).is_err(), "at the limit");
         group.bench_function(BenchmarkId::new("refused_at_limit", topics), |b| {
-            b.iter(|| black_box(hub.subscribe(black_box("one-more"), Resume::Live)).is_err())
+            b.iter(|| black_box(hub.try_subscribe(black_box("one-more"), Resume::Live)).is_err())
         });
         group.bench_function(BenchmarkId::new("existing_topic", topics), |b| {
-            b.iter(|| drop(black_box(hub.subscribe(black_box("topic-7"), Resume::Live))))
+            b.iter(|| drop(black_box(hub.try_subscribe(black_box("topic-7"), Resume::Live))))
         });
     }
     group.finish();

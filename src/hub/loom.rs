@@ -28,8 +28,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use loom::thread::JoinHandle;
 
-use super::topic::Topic;
 use super::log::Limits;
+use super::topic::Topic;
 use super::wakers::Registration;
 use super::wakers::counting::{Count, counting};
 

@@ -218,7 +218,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    
+
     fn topic(name: &str, max_age: Option<Duration>, published: Option<Instant>) -> Arc<Topic> {
         let topic = Arc::new(Topic::new(name.into(), Limits { max_events: 10, max_bytes: 1000, max_age }, false));
         if let Some(at) = published {

@@ -44,8 +44,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use crate::hub::backplane::{Backplane, BackplaneError, BackplaneStatus, BoxFuture, Feed};
 use crate::hub::EventId;
+use crate::hub::backplane::{Backplane, BackplaneError, BackplaneStatus, BoxFuture, Feed};
 
 /// Settings of the Redis backplane.
 ///

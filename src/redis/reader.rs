@@ -216,7 +216,13 @@ impl Reader {
     /// Feeds the entries from offset `next` on of the shared log of `epoch`.
     /// Returns `false` when an entry of another epoch shows the log was
     /// replaced, or the local log is of another epoch now.
-    async fn read_new(&mut self, feed: &Feed, name: &str, epoch: u64, mut next: u64) -> Result<bool, redis::RedisError> {
+    async fn read_new(
+        &mut self,
+        feed: &Feed,
+        name: &str,
+        epoch: u64,
+        mut next: u64,
+    ) -> Result<bool, redis::RedisError> {
         loop {
             let entries: Vec<(String, Vec<Bytes>)> = redis::cmd("XRANGE")
                 .arg(self.keys.log(name))

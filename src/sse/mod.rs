@@ -9,8 +9,8 @@
 //!
 //! - this file: [`Sse`], the poll machine, and [`Hub::sse`](crate::Hub::sse),
 //!   which joins the hub to it;
-//! - [`config`]: [`SseConfig`];
-//! - [`source`]: what can be streamed ([`IntoFrame`], [`Events`], [`Source`]).
+//! - `config`: [`SseConfig`];
+//! - `source`: what can be streamed ([`IntoFrame`], [`Events`], [`Source`]).
 //!
 //! This layer imports the wire format and the hub, never the adapters.
 
@@ -142,7 +142,6 @@ impl Sse<Events<NoEvents>> {
         Self::new(NoEvents).with_config(SseConfig::new().retry(delay))
     }
 }
-
 
 impl Hub {
     /// [`Hub::subscribe`] as the response stream of one connection, with the

@@ -15,7 +15,6 @@ use crate::hub::subscription::Subscription;
 use crate::wire::event::Event;
 use crate::wire::frame::Frame;
 
-
 /// Anything a [`Sse`](super::Sse) stream can send: an [`Event`] (encoded on the way), a
 /// [`Frame`], or a `Result` of either, whose error ends the stream.
 pub trait IntoFrame {

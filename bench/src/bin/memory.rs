@@ -16,7 +16,7 @@ use std::time::Duration;
 use axum::response::IntoResponse;
 use axum::response::sse::{Event as AxumEvent, KeepAlive, Sse as AxumSse};
 use futures_util::{FutureExt, StreamExt, stream};
-use ssekit::{Event, Hub, Resume, SseConfig};
+use ssekit::{Event, Hub, Resume, Sse, SseConfig};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tokio::sync::broadcast;
 
@@ -46,12 +46,13 @@ fn main() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let _runtime = rt.enter();
 
-    let hub = Hub::builder().stream(SseConfig::new().keep_alive(Some(Duration::from_secs(15)))).build();
+    let hub = Hub::new();
+    let config = SseConfig::new().keep_alive(Some(Duration::from_secs(15)));
     // The topic exists and holds an event already: what is measured is the subscriber only.
-    let _first = hub.subscribe("t", Resume::Live).expect("subscribe");
-    hub.publish("t", Event::new().data("warm-up")).expect("publish");
+    let _first = hub.try_subscribe("t", Resume::Live).expect("subscribe");
+    hub.try_publish("t", Event::new().data("warm-up")).expect("publish");
     let ssekit = per_stream(
-        || hub.sse("t", Resume::Live).expect("subscribe"),
+        || Sse::from_subscription(hub.try_subscribe("t", Resume::Live).expect("subscribe")).with_config(config.clone()),
         |sse| assert!(sse.next().now_or_never().is_none(), "idle"),
     );
 
