@@ -1,7 +1,6 @@
 //! The request parameters of the demo contract and its `/bench` publishing loop,
-//! shared by the demo apps (`common/mod.rs`) and the comparison servers
-//! (`peer/mod.rs`), so that every server the load benchmarks drive publishes
-//! exactly the same events the same way.
+//! shared by the demo apps (`common/mod.rs`). The comparison servers of the load
+//! benchmarks (`bench/src/peer.rs`) publish the same events the same way.
 
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -5,7 +5,7 @@
 //! date read the same frames from the same offset. The first on each thread
 //! reads them under the topic's lock; the others on that thread take them from
 //! here, so that thousands of readers do not contend for the lock word (in a
-//! profile of `benches/fanout.rs` at 10 000 subscribers, the lock was a tenth
+//! profile of `bench/benches/fanout.rs` at 10 000 subscribers, the lock was a tenth
 //! of all the time).
 //!
 //! A small frame is kept as this thread's own copy: the subscribers on the
