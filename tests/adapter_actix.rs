@@ -1,54 +1,74 @@
-//! The demo app on actix-web, over raw HTTP/1.1: headers, event-by-event
-//! delivery, resume, disconnects, shutdown, input validation and per-request
-//! streams.
+//! The demo app on actix-web, run as its own process and spoken to over raw
+//! HTTP/1.1: headers, event-by-event delivery, resume, disconnects, shutdown and
+//! input validation; and servers of the tests' own on actix-web: per-request
+//! streams and refusals.
 #![cfg(feature = "actix")]
 
-#[allow(dead_code)] // `main` and whatever this file does not test.
-#[path = "../examples/demo_actix.rs"]
-mod demo;
 #[macro_use]
 mod support;
 
-use actix_web::web;
+use actix_web::{App, HttpServer, web};
 use ssekit::{Hub, Resume};
-use support::{Feed, Server};
+use support::checks::{self, Feed};
+use support::demo::{Demo, DemoApp};
+use support::server::{Server, ShutdownSignal};
 
-fn start() -> Server {
-    Server::start(support::test_hub(), demo::serve)
+fn start() -> Demo {
+    Demo::start(DemoApp::Actix, checks::CONTRACT_FLAGS)
+}
+
+/// Serves the routes `configure` adds on `listener` until `shutdown`, then stops
+/// gracefully. A connection still open is cut 3 s into the stop: actix's
+/// default, 30 s, is past the suite's 5 s bound.
+async fn serve_with(
+    listener: std::net::TcpListener,
+    shutdown: ShutdownSignal,
+    configure: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+) -> std::io::Result<()> {
+    let server = HttpServer::new(move || App::new().configure(configure.clone()))
+        .disable_signals()
+        .shutdown_timeout(3)
+        .listen(listener)?
+        .run();
+    let handle = server.handle();
+    tokio::spawn(async move {
+        shutdown.await;
+        handle.stop(true).await;
+    });
+    server.await
 }
 
 // actix-web notices a closed connection only when writing to it fails.
-contract_tests!(#[tokio::test(flavor = "multi_thread")], detect: support::Detect::Write);
+contract_tests!(#[tokio::test(flavor = "multi_thread")], detect: checks::Detect::Write);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn refused_subscriptions_answer_as_the_error_says() {
-    let server = Server::start(support::refusing_hub(), |listener, hub, shutdown| {
+    let server = Server::start(checks::refusing_hub(), |listener, hub, shutdown| {
         let hub = web::Data::new(hub);
-        demo::serve_with(listener, shutdown, move |config| {
+        serve_with(listener, shutdown, move |config| {
             config.app_data(hub.clone()).route(
                 "/events/{topic}",
                 web::get().to(|hub: web::Data<Hub>, topic: web::Path<String>, resume: Resume| async move {
-                    hub.sse(&topic, resume)
+                    hub.sse(&topic, resume).await
                 }),
             );
         })
     });
-    support::check_refusals(server).await;
+    checks::check_refusals(server).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn per_request_stream_with_keep_alive() {
     let feed = Feed::default();
     let route = feed.clone();
-    // (The demo's server cuts a connection it still counts at the stop after 3 s,
-    // not actix's default 30 s, which is past the suite's 5 s bound. The stream
-    // has ended by then, as `check_per_request` asserts.)
+    // (The server cuts a connection it still counts at the stop after 3 s. The
+    // stream has ended by then, as `check_per_request` asserts.)
     let server = Server::start(ssekit::Hub::new(), |listener, _, shutdown| {
-        demo::serve_with(listener, shutdown, move |config| {
+        serve_with(listener, shutdown, move |config| {
             let route = route.clone();
             config.route("/stream", web::get().to(move || std::future::ready(route.sse())));
         })
     });
-    support::check_per_request(server.addr, &feed).await;
+    checks::check_per_request(server.addr, &feed).await;
     server.shutdown().await;
 }

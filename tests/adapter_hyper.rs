@@ -1,11 +1,9 @@
-//! The demo app on bare hyper: headers, event-by-event delivery, resume,
-//! disconnects, shutdown, input validation and per-request streams over raw
-//! HTTP/1.1, and the same stream over HTTP/2 with prior knowledge (h2c).
+//! The demo app on bare hyper, run as its own process: headers, event-by-event
+//! delivery, resume, disconnects, shutdown and input validation over raw
+//! HTTP/1.1, and the same stream over HTTP/2 with prior knowledge (h2c); and a
+//! server of the test's own on hyper for per-request streams.
 #![cfg(feature = "hyper")]
 
-#[allow(dead_code)] // `main` and whatever this file does not test.
-#[path = "../examples/demo_hyper.rs"]
-mod demo;
 #[macro_use]
 mod support;
 
@@ -16,15 +14,16 @@ use hyper::Request;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use ssekit::Decoder;
-use support::{Feed, Server, within};
+use support::checks::{self, Feed};
+use support::client::within;
+use support::demo::{Demo, DemoApp};
+use support::server::Server;
 
-fn start() -> Server {
-    Server::start(support::test_hub(), |listener, hub, shutdown| async move {
-        demo::serve(tokio::net::TcpListener::from_std(listener)?, hub, shutdown).await
-    })
+fn start() -> Demo {
+    Demo::start(DemoApp::Hyper, checks::CONTRACT_FLAGS)
 }
 
-contract_tests!(#[tokio::test], detect: support::Detect::Read);
+contract_tests!(#[tokio::test], detect: checks::Detect::Read);
 
 #[tokio::test]
 async fn per_request_stream_with_keep_alive() {
@@ -52,16 +51,17 @@ async fn per_request_stream_with_keep_alive() {
             }
         }
     });
-    support::check_per_request(server.addr, &feed).await;
+    checks::check_per_request(server.addr, &feed).await;
     server.shutdown().await;
 }
 
 /// HTTP/2 with prior knowledge on the same port: the same headers, the same
-/// event-by-event delivery, and the stream ends on shutdown.
+/// event-by-event delivery, and the stream ends on shutdown (SIGTERM closes the
+/// demo's hub).
 #[tokio::test]
 async fn h2c_carries_the_stream() {
-    let server = start();
-    let stream = within("connect", tokio::net::TcpStream::connect(server.addr)).await.expect("connect");
+    let demo = start();
+    let stream = within("connect", tokio::net::TcpStream::connect(demo.addr)).await.expect("connect");
     let (mut sender, connection) =
         within("h2 handshake", hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)))
             .await
@@ -81,7 +81,7 @@ async fn h2c_carries_the_stream() {
     let mut body = response.into_body();
     let mut decoder = Decoder::new();
     for i in 0..3 {
-        let id = support::publish(&server.hub, "h2", &format!("h{i}"));
+        let id = demo.publish("h2", &format!("h{i}")).await;
         let event = loop {
             let frame = within("h2 data", body.frame()).await.expect("stream open").expect("h2 frame");
             let data = frame.into_data().expect("a data frame");
@@ -92,7 +92,7 @@ async fn h2c_carries_the_stream() {
         assert_eq!((event.data.as_str(), event.last_event_id.as_str()), (format!("h{i}").as_str(), id.as_str()));
     }
 
-    server.hub.close();
+    demo.terminate();
     // The end may come after an empty DATA frame; nothing else is sent.
     let mut ended = false;
     for _ in 0..3 {
@@ -106,6 +106,6 @@ async fn h2c_carries_the_stream() {
     }
     assert!(ended, "the stream ends when the hub closes");
     drop(sender);
-    server.shutdown().await;
+    demo.wait_exit().await;
     within("h2 connection end", connection).await.expect("connection task").expect("h2 connection");
 }

@@ -1,6 +1,7 @@
 //! The demo page in a real browser: Chromium's `EventSource`, driven through
-//! chromedriver (WebDriver) with fantoccini, against the demo apps started
-//! in-process on loopback.
+//! chromedriver (WebDriver) with fantoccini, against the demo apps run as
+//! their own processes on loopback (the test publishes over `POST /publish`
+//! and reads counts from `GET /health`).
 //!
 //! Needs `chromium` and `chromedriver` on `PATH` (`.ci/run` installs them);
 //! without them every test here fails and says so. Each test starts its own
@@ -11,18 +12,7 @@
 //! Every wait is bounded in time and in number of polls. The only timing
 //! assertion is the one about the `retry:` hint, with wide bounds.
 #![cfg(all(feature = "axum", feature = "actix", feature = "hyper"))]
-// Each demo file brings its own `mod common;`: three copies, one per demo.
-#![allow(clippy::duplicate_mod)]
 
-#[allow(dead_code)] // `main` and whatever this file does not use.
-#[path = "../examples/demo.rs"]
-mod demo;
-#[allow(dead_code)]
-#[path = "../examples/demo_actix.rs"]
-mod demo_actix;
-#[allow(dead_code)]
-#[path = "../examples/demo_hyper.rs"]
-mod demo_hyper;
 mod support;
 
 use std::net::SocketAddr;
@@ -35,8 +25,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::FutureExt;
 use serde_json::{Value, json};
-use ssekit::{Hub, SseConfig};
-use support::Server;
+use support::demo::{Demo, DemoApp};
 
 /// Longest a single WebDriver command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(15);
@@ -47,48 +36,6 @@ const POLL: Duration = Duration::from_millis(10);
 
 /// One browser at a time (see the module docs).
 static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-// ---- The servers ---------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy)]
-enum Framework {
-    Axum,
-    Actix,
-    Hyper,
-}
-
-impl Framework {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Axum => "axum",
-            Self::Actix => "actix",
-            Self::Hyper => "hyper",
-        }
-    }
-
-    /// The demo app of this framework, serving `hub` on `listener`.
-    fn start_on(self, listener: std::net::TcpListener, hub: Hub) -> Server {
-        match self {
-            Self::Axum => Server::start_on(listener, hub, |listener, hub, shutdown| async move {
-                demo::serve(tokio::net::TcpListener::from_std(listener)?, hub, shutdown).await
-            }),
-            Self::Actix => Server::start_on(listener, hub, demo_actix::serve),
-            Self::Hyper => Server::start_on(listener, hub, |listener, hub, shutdown| async move {
-                demo_hyper::serve(tokio::net::TcpListener::from_std(listener)?, hub, shutdown).await
-            }),
-        }
-    }
-
-    /// The demo app on `127.0.0.1:0`.
-    fn start(self, hub: Hub) -> Server {
-        self.start_on(std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"), hub)
-    }
-}
-
-/// A demo hub whose streams use `stream`.
-fn hub(stream: SseConfig) -> Hub {
-    Hub::builder().history(1024).stream(stream).build()
-}
 
 // ---- The browser ---------------------------------------------------------------------------------
 
@@ -250,13 +197,13 @@ impl Browser {
             .await
     }
 
-    /// Loads the demo page of `server` and waits until its `EventSource` is
-    /// open and subscribed to `main`.
-    async fn open(&self, server: &Server) {
-        let url = format!("http://{}/", server.addr);
+    /// Loads the page of `demo` and waits until its `EventSource` is open and
+    /// subscribed (to `main`: the only stream the demo serves).
+    async fn open(&self, demo: &Demo) {
+        let url = format!("http://{}/", demo.addr);
         within("load the page", COMMAND_TIMEOUT, self.client().goto(&url)).await.expect("load the page");
         self.wait_js("the page to connect", "return window.ssekit;", |page| page["state"] == "open").await;
-        support::wait_subscribers(&server.hub, "main", 1).await;
+        demo.wait_subscribers(1).await;
     }
 
     /// Publishes `data` the way the page's own form does, with `fetch`; returns the id.
@@ -336,85 +283,83 @@ fn messages(page: &Value) -> Vec<(String, String)> {
 
 // ---- The scenarios -------------------------------------------------------------------------------
 
-/// 200 events published through the hub reach the page in order with their
+/// 200 events published over `/publish` reach the page in order with their
 /// ids; each one is on the page before the next is published.
-async fn events_arrive_in_order(browser: &Browser, framework: Framework) {
-    let server = framework.start(hub(SseConfig::new()));
-    browser.open(&server).await;
+async fn events_arrive_in_order(browser: &Browser, app: DemoApp) {
+    let demo = Demo::start(app, &[]);
+    browser.open(&demo).await;
     for i in 0..200 {
         let data = format!("event {i}");
-        let id = support::publish(&server.hub, "main", &data);
+        let id = demo.publish("main", &data).await;
         let script = format!("return window.ssekit.events[{i}] || null;");
         let event = browser.wait_js(&data, &script, |event| !event.is_null()).await;
-        assert_eq!(event, json!({ "id": id, "data": data, "type": "message" }), "{}", framework.name());
+        assert_eq!(event, json!({ "id": id, "data": data, "type": "message" }), "{}", app.name());
     }
     let page = browser.page().await;
     assert_eq!(page["events"].as_array().map(Vec::len), Some(200));
     assert_eq!(page["resets"], json!([]));
     assert_eq!(page["opens"], 1);
-    server.shutdown().await;
+    demo.shutdown().await;
 }
 
-/// The server ends every stream after 1.5 s while events keep coming; the
-/// browser reconnects by itself with `Last-Event-ID` and the page ends with
-/// every event exactly once, in order.
-async fn reconnects_resume_without_gaps(browser: &Browser, framework: Framework) {
-    let stream =
-        SseConfig::new().retry(Duration::from_millis(200)).max_lifetime(Duration::from_millis(1500), Duration::ZERO);
-    let server = framework.start(hub(stream));
-    browser.open(&server).await;
+/// The server ends every stream after 1 s (`--max-lifetime` is in whole
+/// seconds) while events keep coming; the browser reconnects by itself with
+/// `Last-Event-ID` and the page ends with every event exactly once, in order.
+async fn reconnects_resume_without_gaps(browser: &Browser, app: DemoApp) {
+    let demo = Demo::start(app, &["--retry", "200", "--max-lifetime", "1"]);
+    browser.open(&demo).await;
 
-    // 120 events, one every 50 ms: about 6 s, so four or five connections, and
+    // 120 events, one every 50 ms: about 6 s, so about five connections, and
     // events published while the browser waits to reconnect.
     let mut expected = Vec::new();
     let mut ticks = tokio::time::interval(Duration::from_millis(50));
     for i in 0..120 {
         ticks.tick().await;
         let data = format!("event {i}");
-        expected.push((support::publish(&server.hub, "main", &data), data));
+        expected.push((demo.publish("main", &data).await, data));
     }
     browser.wait_events(expected.len()).await;
     // Room for a late duplicate to show up.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let page = browser.page().await;
-    assert_eq!(page["resets"], json!([]), "{}: no reset on an exact resume", framework.name());
+    assert_eq!(page["resets"], json!([]), "{}: no reset on an exact resume", app.name());
     let got = messages(&page);
-    assert_eq!(got.len(), expected.len(), "{}: every event exactly once", framework.name());
-    assert_eq!(got, expected, "{}: in order, with their ids", framework.name());
+    assert_eq!(got.len(), expected.len(), "{}: every event exactly once", app.name());
+    assert_eq!(got, expected, "{}: in order, with their ids", app.name());
     let opens = page["opens"].as_u64().expect("opens");
-    assert!(opens >= 3, "{}: only {opens} connections in 6 s with a 1.5 s lifetime", framework.name());
-    browser.screenshot(&format!("scenario2-{}", framework.name())).await;
-    server.shutdown().await;
+    assert!(opens >= 3, "{}: only {opens} connections in 6 s with a 1 s lifetime", app.name());
+    browser.screenshot(&format!("scenario2-{}", app.name())).await;
+    demo.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn axum_events_arrive_in_order() {
-    with_browser(async |browser| events_arrive_in_order(browser, Framework::Axum).await).await;
+    with_browser(async |browser| events_arrive_in_order(browser, DemoApp::Axum).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn actix_events_arrive_in_order() {
-    with_browser(async |browser| events_arrive_in_order(browser, Framework::Actix).await).await;
+    with_browser(async |browser| events_arrive_in_order(browser, DemoApp::Actix).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hyper_events_arrive_in_order() {
-    with_browser(async |browser| events_arrive_in_order(browser, Framework::Hyper).await).await;
+    with_browser(async |browser| events_arrive_in_order(browser, DemoApp::Hyper).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn axum_reconnects_resume_without_gaps() {
-    with_browser(async |browser| reconnects_resume_without_gaps(browser, Framework::Axum).await).await;
+    with_browser(async |browser| reconnects_resume_without_gaps(browser, DemoApp::Axum).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn actix_reconnects_resume_without_gaps() {
-    with_browser(async |browser| reconnects_resume_without_gaps(browser, Framework::Actix).await).await;
+    with_browser(async |browser| reconnects_resume_without_gaps(browser, DemoApp::Actix).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hyper_reconnects_resume_without_gaps() {
-    with_browser(async |browser| reconnects_resume_without_gaps(browser, Framework::Hyper).await).await;
+    with_browser(async |browser| reconnects_resume_without_gaps(browser, DemoApp::Hyper).await).await;
 }
 
 /// The server restarts with a new hub (a new epoch) on the same port: on
@@ -423,31 +368,31 @@ async fn hyper_reconnects_resume_without_gaps() {
 #[tokio::test(flavor = "multi_thread")]
 async fn restart_shows_the_reset_notice() {
     with_browser(async |browser| {
-        let stream = SseConfig::new().retry(Duration::from_millis(300));
-        let server = Framework::Axum.start(hub(stream.clone()));
-        let addr = server.addr;
-        browser.open(&server).await;
-        let before: Vec<_> = (0..3).map(|i| support::publish(&server.hub, "main", &format!("before {i}"))).collect();
+        let flags = ["--retry", "300"];
+        let demo = Demo::start(DemoApp::Axum, &flags);
+        let port = demo.addr.port();
+        browser.open(&demo).await;
+        let mut before = Vec::new();
+        for i in 0..3 {
+            before.push(demo.publish("main", &format!("before {i}")).await);
+        }
         browser.wait_events(3).await;
         let notice = within("find #notice", COMMAND_TIMEOUT, browser.client().find(Locator::Id("notice")))
             .await
             .expect("#notice");
         assert!(!within("#notice displayed", COMMAND_TIMEOUT, notice.is_displayed()).await.expect("displayed"));
 
-        server.shutdown().await;
+        demo.shutdown().await;
         // The port was just released; binding it again may take a few tries.
-        let mut listener = None;
+        let mut restarted = Err(String::new());
         for _ in 0..50 {
-            match std::net::TcpListener::bind(addr) {
-                Ok(bound) => {
-                    listener = Some(bound);
-                    break;
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            restarted = Demo::try_start(DemoApp::Axum, port, &flags);
+            if restarted.is_ok() {
+                break;
             }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let listener = listener.unwrap_or_else(|| panic!("cannot bind {addr} again"));
-        let server = Framework::Axum.start_on(listener, hub(stream));
+        let demo = restarted.unwrap_or_else(|err| panic!("cannot start the demo on port {port} again: {err}"));
 
         let page = browser.wait_js("the reset", "return window.ssekit;", |page| page["resets"] != json!([])).await;
         assert_eq!(page["resets"].as_array().map(Vec::len), Some(1));
@@ -457,8 +402,11 @@ async fn restart_shows_the_reset_notice() {
         let text = within("#notice text", COMMAND_TIMEOUT, notice.text()).await.expect("text");
         assert!(text.contains("epoch"), "the notice names the reason: {text:?}");
 
-        support::wait_subscribers(&server.hub, "main", 1).await;
-        let after: Vec<_> = (0..2).map(|i| support::publish(&server.hub, "main", &format!("after {i}"))).collect();
+        demo.wait_subscribers(1).await;
+        let mut after = Vec::new();
+        for i in 0..2 {
+            after.push(demo.publish("main", &format!("after {i}")).await);
+        }
         let page = browser.wait_events(6).await;
         // The page was not reloaded: what came before the restart is still there.
         let types: Vec<&str> = page["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
@@ -468,7 +416,7 @@ async fn restart_shows_the_reset_notice() {
         // At least the one reconnect; one more if the browser came back before the old
         // server stopped accepting, whose closed hub answered "try later".
         assert!(page["opens"].as_u64() >= Some(2), "{}", page["opens"]);
-        server.shutdown().await;
+        demo.shutdown().await;
     })
     .await;
 }
@@ -483,24 +431,20 @@ async fn restart_shows_the_reset_notice() {
 #[tokio::test(flavor = "multi_thread")]
 async fn retry_hint_is_honoured() {
     with_browser(async |browser| {
-        let stream =
-            SseConfig::new().retry(Duration::from_millis(300)).max_lifetime(Duration::from_secs(1), Duration::ZERO);
-        let server = Framework::Axum.start(hub(stream));
-        browser.open(&server).await;
+        let demo = Demo::start(DemoApp::Axum, &["--retry", "300", "--max-lifetime", "1"]);
+        browser.open(&demo).await;
         // Each stream ends after 1 s, and the browser opens the next one by itself.
         let page = browser.wait_js("3 opens", "return window.ssekit;", |page| page["opens"].as_u64() >= Some(3)).await;
         assert_eq!(page["resets"], json!([]));
-        server.shutdown().await;
+        demo.shutdown().await;
 
-        let stream =
-            SseConfig::new().retry(Duration::from_secs(60)).max_lifetime(Duration::from_secs(1), Duration::ZERO);
-        let server = Framework::Axum.start(hub(stream));
-        browser.open(&server).await;
-        support::wait_subscribers(&server.hub, "main", 0).await; // the stream ended
+        let demo = Demo::start(DemoApp::Axum, &["--retry", "60000", "--max-lifetime", "1"]);
+        browser.open(&demo).await;
+        demo.wait_subscribers(0).await; // the stream ended
         tokio::time::sleep(Duration::from_secs(5)).await;
-        assert_eq!(server.hub.subscribers("main"), 0, "the browser came back before the 60 s hint");
+        assert_eq!(demo.subscribers().await, 0, "the browser came back before the 60 s hint");
         assert_eq!(browser.page().await["opens"], 1);
-        server.shutdown().await;
+        demo.shutdown().await;
     })
     .await;
 }
@@ -510,8 +454,8 @@ async fn retry_hint_is_honoured() {
 #[tokio::test(flavor = "multi_thread")]
 async fn awkward_text_through_the_page() {
     with_browser(async |browser| {
-        let server = Framework::Axum.start(hub(SseConfig::new()));
-        browser.open(&server).await;
+        let demo = Demo::start(DemoApp::Axum, &[]);
+        browser.open(&demo).await;
         let mut expected = Vec::new();
 
         // Typed into the box and submitted with its button, as a user would.
@@ -564,7 +508,7 @@ async fn awkward_text_through_the_page() {
         assert_eq!(got.len(), expected.len());
         assert!(got == expected, "every text in order");
         assert_eq!(page["opens"], 1);
-        server.shutdown().await;
+        demo.shutdown().await;
     })
     .await;
 }

@@ -36,7 +36,7 @@ fn hub_with_events() -> (Hub, EventId) {
     let hub = Hub::new();
     let mut last = None;
     for n in 1..=3 {
-        last = Some(hub.publish("t", Event::new().data(format!("e{n}"))).unwrap());
+        last = Some(hub.try_publish("t", Event::new().data(format!("e{n}"))).unwrap());
     }
     (hub, last.unwrap())
 }
@@ -44,7 +44,7 @@ fn hub_with_events() -> (Hub, EventId) {
 /// Subscribing with `resume` gives one `reset` for `reason` and no replayed
 /// event, then live events. Returns the id of the live event it published.
 async fn assert_resets(hub: &Hub, last: EventId, resume: Resume, reason: &str) -> EventId {
-    let mut subscription = hub.subscribe("t", resume.clone()).unwrap();
+    let mut subscription = hub.try_subscribe("t", resume.clone()).unwrap();
     let events = decode(&next(&mut subscription).await.unwrap());
     assert_eq!(events.len(), 1, "{resume:?}: {events:?}");
     assert_eq!(events[0].event, "reset", "{resume:?}");
@@ -52,7 +52,7 @@ async fn assert_resets(hub: &Hub, last: EventId, resume: Resume, reason: &str) -
     assert_eq!(events[0].last_event_id, last.to_string(), "{resume:?}");
     assert!(subscription.next().now_or_never().is_none(), "{resume:?}: nothing replayed after the reset");
 
-    let id = hub.publish("t", Event::new().data("live")).unwrap();
+    let id = hub.try_publish("t", Event::new().data("live")).unwrap();
     let events = decode(&next(&mut subscription).await.unwrap());
     assert_eq!(events.len(), 1);
     assert_eq!((events[0].data.as_str(), events[0].last_event_id.clone()), ("live", id.to_string()));
@@ -165,7 +165,7 @@ async fn last_event_id_non_canonical_forms() {
         last = assert_resets(&hub, last, header(id.as_bytes()), "malformed").await;
     }
     // The canonical form of the same position replays.
-    let mut subscription = hub.subscribe("t", header(format!("{epoch:x}-2").as_bytes())).unwrap();
+    let mut subscription = hub.try_subscribe("t", header(format!("{epoch:x}-2").as_bytes())).unwrap();
     let events = decode(&next(&mut subscription).await.unwrap());
     assert_eq!(events.first().map(|e| e.data.as_str()), Some("e3"));
 }
@@ -176,11 +176,11 @@ async fn topic_names_empty_and_huge() {
     let huge = "t".repeat(1 << 20);
     for name in ["", huge.as_str()] {
         assert!(matches!(
-            hub.subscribe(name, Resume::Live),
+            hub.try_subscribe(name, Resume::Live),
             Err(SubscribeError::Topic(TopicError::InvalidName { .. }))
         ));
         assert!(matches!(
-            hub.publish(name, Event::new().data("x")),
+            hub.try_publish(name, Event::new().data("x")),
             Err(PublishError::Topic(TopicError::InvalidName { .. }))
         ));
     }
@@ -194,7 +194,7 @@ async fn topic_count_is_capped() {
     let hub = Hub::builder().max_topics(cap).build();
     let mut refused = 0;
     for n in 0..100_000 {
-        match hub.publish(&format!("topic-{n}"), Event::new().data("x")) {
+        match hub.try_publish(&format!("topic-{n}"), Event::new().data("x")) {
             Ok(_) => assert!(n < cap),
             Err(PublishError::Topic(TopicError::Limit { limit })) => {
                 assert_eq!(limit, cap);
@@ -210,9 +210,12 @@ async fn topic_count_is_capped() {
     assert_eq!(hub.metrics().topics, cap);
     assert_eq!(hub.metrics().published, cap as u64);
     // Subscribers cannot create more either, and the existing topics still work.
-    assert!(matches!(hub.subscribe("one-more", Resume::Live), Err(SubscribeError::Topic(TopicError::Limit { .. }))));
-    let mut subscription = hub.subscribe("topic-0", Resume::Live).unwrap();
-    hub.publish("topic-0", Event::new().data("still here")).unwrap();
+    assert!(matches!(
+        hub.try_subscribe("one-more", Resume::Live),
+        Err(SubscribeError::Topic(TopicError::Limit { .. }))
+    ));
+    let mut subscription = hub.try_subscribe("topic-0", Resume::Live).unwrap();
+    hub.try_publish("topic-0", Event::new().data("still here")).unwrap();
     assert!(next(&mut subscription).await.unwrap().starts_with(b"data: still here\n"));
 }
 
@@ -220,7 +223,7 @@ async fn topic_count_is_capped() {
 async fn topics_of_subscribers_vanish_when_they_leave() {
     let hub = Hub::builder().max_topics(1_000).build();
     for n in 0..100_000 {
-        let subscription = hub.subscribe(&format!("topic-{n}"), Resume::Live).unwrap();
+        let subscription = hub.try_subscribe(&format!("topic-{n}"), Resume::Live).unwrap();
         assert_eq!(hub.metrics().topics, 1);
         drop(subscription);
     }
@@ -228,8 +231,8 @@ async fn topics_of_subscribers_vanish_when_they_leave() {
     assert_eq!(hub.metrics().subscribers, 0);
 
     // Held subscriptions count against the cap; dropping them frees it.
-    let held: Vec<_> = (0..1_000).map(|n| hub.subscribe(&format!("held-{n}"), Resume::Live).unwrap()).collect();
-    assert!(matches!(hub.subscribe("over", Resume::Live), Err(SubscribeError::Topic(TopicError::Limit { .. }))));
+    let held: Vec<_> = (0..1_000).map(|n| hub.try_subscribe(&format!("held-{n}"), Resume::Live).unwrap()).collect();
+    assert!(matches!(hub.try_subscribe("over", Resume::Live), Err(SubscribeError::Topic(TopicError::Limit { .. }))));
     assert_eq!(hub.metrics().topics, 1_000);
     drop(held);
     assert_eq!(hub.metrics().topics, 0);
@@ -238,24 +241,24 @@ async fn topics_of_subscribers_vanish_when_they_leave() {
 #[tokio::test]
 async fn injecting_events_are_refused_with_nothing_published() {
     let hub = Hub::new();
-    let mut subscription = hub.subscribe("t", Resume::Live).unwrap();
+    let mut subscription = hub.try_subscribe("t", Resume::Live).unwrap();
     let before = hub.metrics().published;
     for name in ["a\nb", "a\rb", "a\r\nb", "\n", "\r", "x\ndata: forged\n\nevent: y"] {
-        let refused = hub.publish("t", Event::new().event(name).data("x"));
+        let refused = hub.try_publish("t", Event::new().event(name).data("x"));
         assert!(matches!(refused, Err(PublishError::Event(EventError::EventLineBreak))), "{name:?}: {refused:?}");
     }
     for id in ["a\nb", "a\rb", "a\0b", "\0", "1\r\nretry: 1"] {
-        let refused = hub.publish("t", Event::new().id(id).data("x"));
+        let refused = hub.try_publish("t", Event::new().id(id).data("x"));
         assert!(matches!(refused, Err(PublishError::Event(EventError::IdLineBreak | EventError::IdNul))), "{id:?}");
     }
     // Any id is refused: the hub assigns them.
-    assert!(matches!(hub.publish("t", Event::new().id("7").data("x")), Err(PublishError::IdSet)));
-    assert!(matches!(hub.publish_frame("t", Frame::from_static("id: 7\ndata: x\n\n")), Err(PublishError::IdSet)));
+    assert!(matches!(hub.try_publish("t", Event::new().id("7").data("x")), Err(PublishError::IdSet)));
+    assert!(matches!(hub.try_publish_frame("t", Frame::from_static("id: 7\ndata: x\n\n")), Err(PublishError::IdSet)));
     assert_eq!(hub.metrics().published, before);
     assert!(subscription.next().now_or_never().is_none(), "nothing reached the subscriber");
 
     // NUL in an event name cannot forge a field: it is sent as is.
-    let id = hub.publish("t", Event::new().event("a\0b").data("x")).unwrap();
+    let id = hub.try_publish("t", Event::new().event("a\0b").data("x")).unwrap();
     let events = decode(&next(&mut subscription).await.unwrap());
     assert_eq!(events.len(), 1);
     assert_eq!((events[0].event.as_str(), events[0].last_event_id.clone()), ("a\0b", id.to_string()));
@@ -365,10 +368,10 @@ fn padded(n: usize) -> String {
 /// comes and one never polled. Returns the slow subscription and the first
 /// index it can still get.
 async fn publish_past_a_sleeper(hub: &Hub) -> Subscription {
-    let slow = hub.subscribe("t", Resume::Live).unwrap();
-    let mut fast = hub.subscribe("t", Resume::Live).unwrap();
+    let slow = hub.try_subscribe("t", Resume::Live).unwrap();
+    let mut fast = hub.try_subscribe("t", Resume::Live).unwrap();
     for n in 0..1_000 {
-        let id = hub.publish("t", Event::new().data(padded(n))).unwrap();
+        let id = hub.try_publish("t", Event::new().data(padded(n))).unwrap();
         let events = decode(&next(&mut fast).await.unwrap());
         assert_eq!(events.len(), 1);
         assert_eq!((index(&events[0]), events[0].last_event_id.clone()), (n, id.to_string()), "fast missed one");
@@ -376,7 +379,7 @@ async fn publish_past_a_sleeper(hub: &Hub) -> Subscription {
     assert!(fast.next().now_or_never().is_none());
     // The log kept at most 1 MiB: the first events are gone for anyone resuming.
     let epoch = slow.position().epoch();
-    let mut resumed = hub.subscribe("t", header(format!("{epoch:x}-1").as_bytes())).unwrap();
+    let mut resumed = hub.try_subscribe("t", header(format!("{epoch:x}-1").as_bytes())).unwrap();
     let events = decode(&next(&mut resumed).await.unwrap());
     assert_eq!((events.len(), events[0].event.as_str()), (1, "reset"));
     assert_eq!(events[0].data, r#"{"reason":"evicted"}"#);
@@ -417,7 +420,7 @@ async fn slow_subscriber_is_disconnected_under_that_policy() {
     assert_eq!(hub.metrics().resets_lagged, 0);
     // Its client reconnects with the last id it saw and is told what happened.
     let resume = header(slow.position().to_string().as_bytes());
-    let mut again = hub.subscribe("t", resume).unwrap();
+    let mut again = hub.try_subscribe("t", resume).unwrap();
     let events = decode(&next(&mut again).await.unwrap());
     assert_eq!((events.len(), events[0].data.as_str()), (1, r#"{"reason":"evicted"}"#));
 }

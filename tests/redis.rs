@@ -1,5 +1,6 @@
 //! The Redis backplane against a real `redis-server` that each test starts on a
-//! free loopback port with its own temporary directory. Two `RedisHub`s in one
+//! free loopback port with its own temporary directory. Two hubs on the Redis
+//! backplane in one
 //! process stand for two nodes.
 #![cfg(feature = "redis")]
 
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use ssekit::{
-    Decoder, Event, Hub, LastEventId, MessageEvent, PublishError, RedisConfig, RedisHub, Resume, Subscription,
+    Decoder, Event, Hub, LastEventId, MessageEvent, PublishError, RedisBackplane, RedisConfig, Resume, Subscription,
 };
 use tokio::time::timeout;
 
@@ -81,11 +82,12 @@ impl Drop for RedisServer {
     }
 }
 
-async fn node(server: &RedisServer, history: usize) -> RedisHub {
+async fn node(server: &RedisServer, history: usize) -> Hub {
     // A timeout well above a round trip on a loaded machine: the tests `unwrap` publishes.
     let config =
         RedisConfig::new(server.url()).timeout(Duration::from_secs(2)).resync_interval(Duration::from_millis(300));
-    RedisHub::connect(config, Hub::builder().history(history)).await.unwrap()
+    let redis = RedisBackplane::connect(config).await.unwrap();
+    Hub::builder().history(history).backplane(redis).build()
 }
 
 /// Reads decoded events until `count` arrived.
@@ -122,7 +124,7 @@ async fn events_cross_nodes_in_order() {
     let events = take(&mut on_b, &mut Decoder::new(), 100).await;
     assert_eq!(data(&events), (0..100).map(|i| format!("e{i}")).collect::<Vec<_>>());
     assert_eq!(events.iter().map(|e| e.last_event_id.clone()).collect::<Vec<_>>(), ids);
-    assert!(b.status().connected);
+    assert!(b.backplane_status().unwrap().connected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,7 +152,7 @@ async fn concurrent_publishers_on_both_nodes_give_everyone_one_order() {
     let (a, b) = (node(&redis, 1000).await, node(&redis, 1000).await);
     let mut on_a = a.subscribe("chat", Resume::Live).await.unwrap();
     let mut on_b = b.subscribe("chat", Resume::Live).await.unwrap();
-    let publish = |hub: RedisHub, name: &'static str| {
+    let publish = |hub: Hub, name: &'static str| {
         tokio::spawn(async move {
             for i in 0..200 {
                 hub.publish("chat", Event::new().data(format!("{name}{i}"))).await.unwrap();
@@ -248,5 +250,5 @@ async fn redis_restart_with_persistence_loses_nothing() {
     assert_eq!(sent, 10, "publishing did not recover");
     let events = take(&mut on_b, &mut decoder, 5).await;
     assert_eq!(data(&events), (5..10).map(|i| format!("e{i}")).collect::<Vec<_>>(), "no reset, no gap");
-    assert!(b.status().connects >= 2, "{:?}", b.status());
+    assert!(b.backplane_status().unwrap().connects >= 2, "{:?}", b.backplane_status().unwrap());
 }

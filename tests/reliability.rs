@@ -1,23 +1,24 @@
-//! The axum demo under hostile clients, over raw HTTP/1.1: a client that never
-//! reads, connection churn, and hostile `/publish` requests. Nothing is lost,
-//! nothing grows without bound, nobody stalls the others.
+//! Servers under hostile clients, over raw HTTP/1.1: a client that never reads
+//! (an axum server of the test's own around `Hub::sse`, in-process, since the
+//! demo has no flags for the log's size and the lag policy), connection churn
+//! and hostile `/publish` requests (the axum demo app, run as its own process).
+//! Nothing is lost, nothing grows without bound, nobody stalls the others.
 //!
-//! Memory is measured as the process's resident set (VmRSS in
-//! `/proc/self/status`, Linux only; elsewhere those checks are skipped), so the
+//! Memory is measured as the server process's resident set (VmRSS in
+//! `/proc/<pid>/status`, Linux only; elsewhere those checks are skipped), so the
 //! tests of this file run one at a time and the bounds are generous: they catch
 //! growth with the published volume or the number of connections, not noise.
 #![cfg(feature = "axum")]
 
-#[allow(dead_code)] // `main` and whatever this file does not test.
-#[path = "../examples/demo.rs"]
-mod demo;
 mod support;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use ssekit::{Event, EventId, Hub, LagPolicy};
-use support::{Response, Server, within};
+use support::client::{self, Response, within};
+use support::demo::{Demo, DemoApp};
+use support::server::{self, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
@@ -28,18 +29,17 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// The bound on the loops that move megabytes or run thousands of connections
 /// through a debug build: only a guard against a stall of the whole loop, far
 /// above how long they take (about a second), since every step inside has its
-/// own [`support::TIMEOUT`]. It must not turn a slow machine into a failure.
+/// own [`client::TIMEOUT`]. It must not turn a slow machine into a failure.
 const LONG: Duration = Duration::from_secs(600);
 
+/// An axum server of `/events?topic=T` over `hub`, in this process.
 fn start(hub: Hub) -> Server {
-    Server::start(hub, |listener, hub, shutdown| async move {
-        demo::serve(tokio::net::TcpListener::from_std(listener)?, hub, shutdown).await
-    })
+    Server::start(hub, |listener, hub, shutdown| server::serve_axum(listener, server::events_app(hub), shutdown))
 }
 
-/// The resident set of this process in bytes, if the platform tells it.
-fn rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// The resident set of `process` (a pid, or `self`) in bytes, if the platform tells it.
+fn rss(process: impl std::fmt::Display) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{process}/status")).ok()?;
     let kib = status.lines().find_map(|line| line.strip_prefix("VmRSS:"))?;
     Some(kib.trim().trim_end_matches("kB").trim().parse::<u64>().ok()? * 1024)
 }
@@ -80,10 +80,10 @@ async fn publish_past_a_stuck_client(policy: LagPolicy) -> Stuck {
     let socket = TcpSocket::new_v4().expect("socket");
     socket.set_recv_buffer_size(4096).expect("small receive buffer");
     let mut stuck = within("connect", socket.connect(addr)).await.expect("connect");
-    support::send_request(&mut stuck, addr, "GET", "/events?topic=t", &[], b"").await;
-    support::wait_subscribers(&hub, "t", 1).await;
-    let mut normal = support::events(addr, "topic=t", &[]).await;
-    support::wait_subscribers(&hub, "t", 2).await;
+    client::send_request(&mut stuck, addr, "GET", "/events?topic=t", &[], b"").await;
+    server::wait_subscribers(&hub, "t", 1).await;
+    let mut normal = client::events(addr, "topic=t", &[]).await;
+    server::wait_subscribers(&hub, "t", 2).await;
 
     // The reading client reports its progress so that the test can keep it
     // within the log; the hub itself never waits for anyone.
@@ -100,7 +100,7 @@ async fn publish_past_a_stuck_client(policy: LagPolicy) -> Stuck {
         normal
     });
 
-    let before = rss();
+    let before = rss("self");
     let (mut rss_peak, mut retained_peak) = (before.unwrap_or(0), 0);
     let data = "x".repeat(EVENT_DATA);
     let published = tokio::time::timeout(LONG, async {
@@ -108,10 +108,10 @@ async fn publish_past_a_stuck_client(policy: LagPolicy) -> Stuck {
             while n > *read.borrow_and_update() + AHEAD {
                 read.changed().await.expect("the reader is running");
             }
-            hub.publish("t", Event::new().data(data.as_str())).expect("publish");
+            hub.try_publish("t", Event::new().data(data.as_str())).expect("publish");
             retained_peak = retained_peak.max(hub.metrics().retained_bytes);
             if n % 50 == 0 {
-                rss_peak = rss_peak.max(rss().unwrap_or(0));
+                rss_peak = rss_peak.max(rss("self").unwrap_or(0));
             }
         }
     })
@@ -147,7 +147,7 @@ async fn publish_past_a_stuck_client(policy: LagPolicy) -> Stuck {
 /// order from the first. Returns the response and how many there were, with
 /// the first event after them (`None`: the stream ended).
 async fn read_buffered(stuck: TcpStream) -> (Response, u64, Option<ssekit::MessageEvent>) {
-    let mut response = support::read_response(stuck).await;
+    let mut response = client::read_response(stuck).await;
     response.assert_sse_headers();
     let mut buffered = 0;
     loop {
@@ -179,7 +179,7 @@ async fn stuck_client_is_reset_and_continues() {
         stuck.body.clear();
         assert_eq!(offset(&event), expected);
     }
-    support::publish(&server.hub, "t", "live");
+    server::publish(&server.hub, "t", "live");
     let live = within("live event", stuck.next_event()).await;
     assert_eq!((live.data.as_str(), offset(&live)), ("live", EVENTS + 1));
 
@@ -187,7 +187,7 @@ async fn stuck_client_is_reset_and_continues() {
     assert_eq!((metrics.resets_lagged, metrics.disconnects_lagged), (1, 0));
     drop(normal);
     drop(stuck);
-    support::wait_subscribers(&server.hub, "t", 0).await;
+    server::wait_subscribers(&server.hub, "t", 0).await;
     server.shutdown().await;
 }
 
@@ -200,7 +200,7 @@ async fn stuck_client_is_disconnected_under_that_policy() {
     assert!(next.is_none(), "the stream ends after the buffered events: {next:?}");
     assert!(buffered < EVENTS, "the stuck client fell behind");
     println!("stuck client: {buffered} events were buffered, then its stream ended");
-    support::wait_subscribers(&server.hub, "t", 1).await;
+    server::wait_subscribers(&server.hub, "t", 1).await;
     let metrics = server.hub.metrics();
     assert_eq!((metrics.disconnects_lagged, metrics.resets_lagged), (1, 0));
     drop(normal);
@@ -219,11 +219,14 @@ struct Filled {
     big: String,
 }
 
-fn fill(hub: &Hub) -> Filled {
-    let replay = (0..1000).map(|i| support::publish(hub, "replay", &format!("{i:04} {}", "r".repeat(1019)))).collect();
-    let big = support::publish(hub, "big", &"b".repeat(64 * 1024));
+async fn fill(demo: &Demo) -> Filled {
+    let mut replay = Vec::new();
+    for i in 0..1000 {
+        replay.push(demo.publish("replay", &format!("{i:04} {}", "r".repeat(1019))).await);
+    }
+    let big = demo.publish("big", &"b".repeat(64 * 1024)).await;
     for _ in 1..16 {
-        support::publish(hub, "big", &"b".repeat(64 * 1024));
+        demo.publish("big", &"b".repeat(64 * 1024)).await;
     }
     Filled { replay, big }
 }
@@ -233,27 +236,26 @@ async fn cycle(addr: SocketAddr, filled: &Filled, i: usize) {
     let mut stream = within("connect", TcpStream::connect(addr)).await.expect("connect");
     match i % 4 {
         // Dropped right after sending the request.
-        0 => support::send_request(&mut stream, addr, "GET", &format!("/events?topic=c{i}"), &[], b"").await,
+        0 => client::send_request(&mut stream, addr, "GET", &format!("/events?topic=c{i}"), &[], b"").await,
         // Mid-replay: resumes into the filled log, reads a little, leaves.
         1 => {
             let id = &filled.replay[i % 900];
-            support::send_request(&mut stream, addr, "GET", "/events?topic=replay", &[("last-event-id", id)], b"")
-                .await;
+            client::send_request(&mut stream, addr, "GET", "/events?topic=replay", &[("last-event-id", id)], b"").await;
             let mut buf = [0; 4096];
             within("mid-replay read", stream.read(&mut buf)).await.expect("read");
         }
         // Mid-event: a part of the first 64 KiB event.
         2 => {
             let headers = [("last-event-id", filled.big.as_str())];
-            support::send_request(&mut stream, addr, "GET", "/events?topic=big", &headers, b"").await;
+            client::send_request(&mut stream, addr, "GET", "/events?topic=big", &headers, b"").await;
             let mut buf = [0; 1024];
             within("mid-event read", stream.read(&mut buf)).await.expect("read");
         }
         // A topic of its own, a malformed id: the reset, then gone.
         _ => {
-            support::send_request(&mut stream, addr, "GET", &format!("/events?topic=c{i}&lastEventId=nope"), &[], b"")
+            client::send_request(&mut stream, addr, "GET", &format!("/events?topic=c{i}&lastEventId=nope"), &[], b"")
                 .await;
-            let mut response = support::read_response(stream).await;
+            let mut response = client::read_response(stream).await;
             let reset = within("reset", response.next_event()).await;
             assert_eq!((reset.event.as_str(), reset.data.as_str()), ("reset", r#"{"reason":"malformed"}"#));
         }
@@ -262,10 +264,10 @@ async fn cycle(addr: SocketAddr, filled: &Filled, i: usize) {
 
 /// Runs `cycles` cycles, `CONCURRENT` at a time, then waits (bounded) until
 /// every subscription is gone.
-async fn churn(server: &Server, filled: &std::sync::Arc<Filled>, cycles: usize) {
+async fn churn(demo: &Demo, filled: &std::sync::Arc<Filled>, cycles: usize) {
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..CONCURRENT {
-        let (addr, filled) = (server.addr, filled.clone());
+        let (addr, filled) = (demo.addr, filled.clone());
         tasks.spawn(async move {
             for i in (worker..cycles).step_by(CONCURRENT) {
                 cycle(addr, &filled, i).await;
@@ -278,34 +280,29 @@ async fn churn(server: &Server, filled: &std::sync::Arc<Filled>, cycles: usize) 
         }
     });
     assert!(all.await.is_ok(), "{cycles} cycles completed");
-    for _ in 0..500 {
-        if server.hub.metrics().subscribers == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(server.hub.metrics().subscribers, 0, "every disconnect was noticed");
+    client::wait_for("subscribers: every disconnect was noticed", 0, async || demo.subscribers().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_churn_leaves_nothing_behind() {
     let _serial = SERIAL.lock().await;
-    let server = start(Hub::new());
-    let filled = std::sync::Arc::new(fill(&server.hub));
-    let baseline = server.hub.metrics();
-    assert_eq!(baseline.topics, 2);
+    // The demo's defaults are those of `Hub::new()`.
+    let demo = Demo::start(DemoApp::Axum, &[]);
+    let filled = std::sync::Arc::new(fill(&demo).await);
+    let baseline = demo.health().await;
+    assert_eq!(baseline["topics"], 2);
 
     // A warm-up round populates the allocator's arenas and the runtime's pools.
-    churn(&server, &filled, 1000).await;
-    let before = rss();
-    churn(&server, &filled, CYCLES).await;
-    let after = rss();
+    churn(&demo, &filled, 1000).await;
+    let before = rss(demo.pid());
+    churn(&demo, &filled, CYCLES).await;
+    let after = rss(demo.pid());
 
-    let metrics = server.hub.metrics();
-    assert_eq!(metrics.topics, baseline.topics, "topics without events are gone");
-    assert_eq!(metrics.retained_bytes, baseline.retained_bytes);
-    assert_eq!(metrics.published, baseline.published);
-    assert_eq!(metrics.resets_malformed, (1000 + CYCLES as u64) / 4, "every fourth cycle was reset");
+    let metrics = demo.health().await;
+    assert_eq!(metrics["topics"], baseline["topics"], "topics without events are gone");
+    assert_eq!(metrics["retained_bytes"], baseline["retained_bytes"]);
+    assert_eq!(metrics["published"], baseline["published"]);
+    assert_eq!(metrics["resets_malformed"], (1000 + CYCLES as u64) / 4, "every fourth cycle was reset");
     if let (Some(before), Some(after)) = (before, after) {
         let growth = after.saturating_sub(before);
         println!(
@@ -318,10 +315,10 @@ async fn connection_churn_leaves_nothing_behind() {
         assert!(growth < 16 << 20, "RSS grew by {:.1} MiB over {CYCLES} connections", mib(growth));
     }
     // The server still serves.
-    let mut sse = support::events(server.addr, "topic=after", &[]).await;
-    support::publish(&server.hub, "after", "still here");
+    let mut sse = client::events(demo.addr, "topic=after", &[]).await;
+    demo.publish("after", "still here").await;
     assert_eq!(within("event", sse.next_event()).await.data, "still here");
-    server.shutdown().await;
+    demo.shutdown().await;
 }
 
 // ---- Hostile /publish requests ------------------------------------------------------------------
@@ -329,7 +326,7 @@ async fn connection_churn_leaves_nothing_behind() {
 /// `POST target` with a body that need not be UTF-8: the status and the body.
 async fn post_bytes(addr: SocketAddr, target: &str, body: &[u8]) -> (u16, Vec<u8>) {
     let headers = [("content-type", "application/json"), ("connection", "close")];
-    let mut response = support::request(addr, "POST", target, &headers, body).await;
+    let mut response = client::request(addr, "POST", target, &headers, body).await;
     let body = within("response body", response.read_to_end()).await;
     (response.status, body)
 }
@@ -371,8 +368,8 @@ async fn post_oversized(addr: SocketAddr) -> (u16, Vec<u8>) {
 #[tokio::test]
 async fn hostile_publish_requests_are_refused() {
     let _serial = SERIAL.lock().await;
-    let server = start(support::test_hub());
-    let addr = server.addr;
+    let demo = Demo::start(DemoApp::Axum, &["--history", "4"]);
+    let addr = demo.addr;
     // Invalid input the adapter tests do not cover already.
     let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     let bad: [(&str, &[u8]); 17] = [
@@ -406,29 +403,30 @@ async fn hostile_publish_requests_are_refused() {
     for topic in [String::new(), "t".repeat(257), "t".repeat(60_000)] {
         let (status, reply) = post_bytes(addr, &format!("/publish?topic={topic}"), br#"{"data": "x"}"#).await;
         assert_refused(&format!("topic of {} bytes", topic.len()), status, &reply);
-        let mut events = support::request(addr, "GET", &format!("/events?topic={topic}"), &[], b"").await;
+        let mut events = client::request(addr, "GET", &format!("/events?topic={topic}"), &[], b"").await;
         let reply = within("events answer", events.read_to_end()).await;
         assert_refused(&format!("subscribing to a topic of {} bytes", topic.len()), events.status, &reply);
     }
     // A request target over 64 KiB is refused by the HTTP server before the
     // demo sees it (hyper: 414), with the connection closed.
     let huge = format!("/publish?topic={}", "t".repeat(64 * 1024));
-    let mut response = support::request(addr, "POST", &huge, &[], br#"{"data": "x"}"#).await;
+    let mut response = client::request(addr, "POST", &huge, &[], br#"{"data": "x"}"#).await;
     assert_eq!(response.status, 414, "a 64 KiB query");
     within("414 body", response.read_to_end()).await;
 
-    let metrics = server.hub.metrics();
-    assert_eq!((metrics.published, metrics.topics, metrics.subscribers), (0, 0, 0), "nothing published");
+    let metrics = demo.health().await;
+    let counts = (metrics["published"].as_u64(), metrics["topics"].as_u64(), metrics["subscribers"].as_u64());
+    assert_eq!(counts, (Some(0), Some(0), Some(0)), "nothing published: {metrics}");
 
     // NUL is legal in data and in an event name on the wire (only an id may not
     // hold one): both round-trip. The server still serves after all of the above.
-    let mut sse = support::events(addr, "topic=nul", &[]).await;
+    let mut sse = client::events(addr, "topic=nul", &[]).await;
     let (status, reply) =
-        support::post(addr, "/publish?topic=nul", r#"{"event": "a\u0000b", "data": "x\u0000y"}"#).await;
+        client::post(addr, "/publish?topic=nul", r#"{"event": "a\u0000b", "data": "x\u0000y"}"#).await;
     assert_eq!(status, 200, "{reply}");
     let event = within("NUL event", sse.next_event()).await;
     assert_eq!((event.event.as_str(), event.data.as_str()), ("a\0b", "x\0y"));
     assert_eq!(Some(event.last_event_id.as_str()), reply["id"].as_str());
-    assert_eq!(server.hub.metrics().published, 1);
-    server.shutdown().await;
+    assert_eq!(demo.metric("published").await, 1);
+    demo.shutdown().await;
 }

@@ -31,12 +31,11 @@ async fn retry_hint_comes_first() {
 
 #[tokio::test]
 async fn retry_jitter_stays_within_bounds() {
-    let hub = Hub::builder()
-        .stream(SseConfig::new().retry(Duration::from_secs(1)).retry_jitter(Duration::from_millis(500)))
-        .build();
+    let hub = Hub::new();
+    let config = SseConfig::new().retry(Duration::from_secs(1)).retry_jitter(Duration::from_millis(500));
     let mut hints = HashSet::new();
     for _ in 0..64 {
-        let mut sse = hub.sse("t", Resume::Live).unwrap();
+        let mut sse = hub.sse("t", Resume::Live).await.unwrap().with_config(config.clone());
         let first = sse.next().await.unwrap().unwrap();
         let mut decoder = Decoder::new();
         assert!(decoder.feed(&first).unwrap().is_empty(), "a retry hint dispatches no event");
@@ -58,8 +57,9 @@ async fn keep_alive_after_the_idle_interval() {
     }
 
     // The default is 15 s too, and a hub's streams use their config.
-    let hub = Hub::builder().stream(SseConfig::new().keep_alive(Some(Duration::from_secs(3)))).build();
-    let mut sse = hub.sse("t", Resume::Live).unwrap();
+    let hub = Hub::new();
+    let config = SseConfig::new().keep_alive(Some(Duration::from_secs(3)));
+    let mut sse = hub.sse("t", Resume::Live).await.unwrap().with_config(config.clone());
     let start = Instant::now();
     assert_eq!(sse.next().await.unwrap().unwrap(), KEEP_ALIVE);
     assert_eq!(Instant::now() - start, Duration::from_secs(3));
@@ -86,15 +86,16 @@ async fn a_shorter_keep_alive_set_after_a_poll_is_kept() {
 
 #[tokio::test(start_paused = true)]
 async fn no_keep_alive_while_data_flows() {
-    let hub = Hub::builder().stream(SseConfig::new().keep_alive(Some(Duration::from_secs(15)))).build();
-    let mut sse = hub.sse("t", Resume::Live).unwrap();
+    let hub = Hub::new();
+    let config = SseConfig::new().keep_alive(Some(Duration::from_secs(15)));
+    let mut sse = hub.sse("t", Resume::Live).await.unwrap().with_config(config.clone());
     let publisher = {
         let hub = hub.clone();
         tokio::spawn(async move {
             // An event every 10 s for 2 minutes, then silence.
             for i in 0..12 {
                 tokio::time::sleep(Duration::from_secs(10)).await;
-                hub.publish("t", Event::new().data(i.to_string())).unwrap();
+                hub.try_publish("t", Event::new().data(i.to_string())).unwrap();
             }
         })
     };
@@ -178,12 +179,13 @@ async fn nothing_taken_from_the_stream_is_lost_when_it_ends() {
 #[tokio::test(start_paused = true)]
 async fn a_hub_stream_ended_by_its_lifetime_is_counted_so() {
     // Ended after a chunk (the source was ready at the deadline), not by the timer.
-    let hub = Hub::builder().stream(no_keep_alive().max_lifetime(Duration::from_secs(10), Duration::ZERO)).build();
-    let mut sse = hub.sse("t", Resume::Live).unwrap();
-    hub.publish("t", Event::new().data("1")).unwrap();
+    let hub = Hub::new();
+    let config = no_keep_alive().max_lifetime(Duration::from_secs(10), Duration::ZERO);
+    let mut sse = hub.sse("t", Resume::Live).await.unwrap().with_config(config.clone());
+    hub.try_publish("t", Event::new().data("1")).unwrap();
     assert!(sse.next().await.unwrap().is_ok());
     tokio::time::advance(Duration::from_secs(11)).await;
-    hub.publish("t", Event::new().data("2")).unwrap();
+    hub.try_publish("t", Event::new().data("2")).unwrap();
     assert!(sse.next().await.unwrap().is_ok(), "the chunk in hand goes out");
     assert!(sse.next().await.is_none());
     drop(sse);
@@ -193,15 +195,16 @@ async fn a_hub_stream_ended_by_its_lifetime_is_counted_so() {
 
 #[tokio::test(start_paused = true)]
 async fn hub_streams_end_by_lifetime_and_resume_without_loss() {
-    let hub = Hub::builder().stream(no_keep_alive().max_lifetime(Duration::from_secs(30), Duration::ZERO)).build();
-    let mut sse = hub.sse("t", Resume::Live).unwrap();
+    let hub = Hub::new();
+    let config = no_keep_alive().max_lifetime(Duration::from_secs(30), Duration::ZERO);
+    let mut sse = hub.sse("t", Resume::Live).await.unwrap().with_config(config.clone());
     let mut decoder = Decoder::new();
-    hub.publish("t", Event::new().data("1")).unwrap();
+    hub.try_publish("t", Event::new().data("1")).unwrap();
     decoder.feed(&sse.next().await.unwrap().unwrap()).unwrap();
     assert!(timeout(Duration::from_secs(60), sse.next()).await.unwrap().is_none());
-    hub.publish("t", Event::new().data("2")).unwrap();
+    hub.try_publish("t", Event::new().data("2")).unwrap();
     let resume = ssekit::LastEventId::parse(decoder.resume_id().as_bytes()).unwrap();
-    let mut again = hub.sse("t", resume).unwrap();
+    let mut again = hub.sse("t", resume).await.unwrap().with_config(config.clone());
     assert_eq!(decoder.feed(&again.next().await.unwrap().unwrap()).unwrap()[0].data, "2");
 }
 
@@ -276,9 +279,9 @@ async fn ready_items_are_batched_into_one_chunk() {
 
     // Hub subscriptions batch the same way.
     let hub = Hub::new();
-    let mut sse = hub.sse("t", Resume::Live).unwrap();
+    let mut sse = hub.sse("t", Resume::Live).await.unwrap();
     for i in 0..3 {
-        hub.publish("t", Event::new().data(i.to_string())).unwrap();
+        hub.try_publish("t", Event::new().data(i.to_string())).unwrap();
     }
     let chunk = sse.next().await.unwrap().unwrap();
     assert_eq!(Decoder::new().feed(&chunk).unwrap().len(), 3);
@@ -288,11 +291,11 @@ async fn ready_items_are_batched_into_one_chunk() {
     let sizes = [200, 200, 10_000, 200, 30_000, 200, 200, 6_000, 9_000, 20, 16_000];
     let events = || sizes.iter().map(|&n| Event::new().data("x".repeat(n)));
     let hub = Hub::new();
-    let first = hub.publish("t", Event::new().data("before")).unwrap();
+    let first = hub.try_publish("t", Event::new().data("before")).unwrap();
     for event in events() {
-        hub.publish("t", event).unwrap();
+        hub.try_publish("t", event).unwrap();
     }
-    let resumed = hub.sse("t", ssekit::LastEventId::parse(first.to_string().as_bytes()).unwrap()).unwrap();
+    let resumed = hub.sse("t", ssekit::LastEventId::parse(first.to_string().as_bytes()).unwrap()).await.unwrap();
     for sse in [Sse::new(stream::iter(events())).boxed(), resumed.boxed()] {
         let mut sse = std::pin::pin!(sse.take_until(tokio::time::sleep(Duration::from_millis(200))));
         let mut decoder = Decoder::new();
@@ -324,8 +327,9 @@ async fn invalid_events_in_a_user_stream_are_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hub_streams_end_when_the_hub_closes() {
-    let hub = Hub::builder().stream(no_keep_alive()).build();
-    let mut sse = hub.sse("t", Resume::Live).unwrap();
+    let hub = Hub::new();
+    let config = no_keep_alive();
+    let mut sse = hub.sse("t", Resume::Live).await.unwrap().with_config(config.clone());
     let task = tokio::spawn(async move {
         let mut chunks = Vec::new();
         while let Some(chunk) = sse.next().await {

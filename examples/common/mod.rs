@@ -10,7 +10,7 @@
 //! | `GET /events?topic=T` | the SSE stream of topic `T` (default `main`), resuming from `Last-Event-ID` or `lastEventId` |
 //! | `POST /publish?topic=T` `{"event"?: "name", "data": "text"}` | `200 {"id": "..."}`, or `400 {"error": "..."}` and nothing published |
 //! | `POST /bench?topic=T&count=M&size=P&rate=R` | publishes `M` events of `P` bytes, `R` per second (`0`: at once); `200 {"published": M}` |
-//! | `GET /health` | `200 {"subscribers": ..., "topics": ..., "published": ...}` |
+//! | `GET /health` | `200 {"subscribers": ..., "topics": ..., "published": ..., ...}`: every count of `HubMetrics` |
 
 mod contract;
 
@@ -249,13 +249,25 @@ pub(crate) async fn bench(hub: &Hub, query: Option<&str>) -> Reply {
     }
 }
 
-/// `GET /health`.
+/// `GET /health`: the hub's metrics, every count of `HubMetrics` under its own
+/// name (the tests read them here, since they run the demo as a process).
 pub(crate) fn health(hub: &Hub) -> Reply {
     let metrics = hub.metrics();
     let mut health = serde_json::json!({
         "subscribers": metrics.subscribers,
         "topics": metrics.topics,
         "published": metrics.published,
+        "retained_bytes": metrics.retained_bytes,
+        "resumes_exact": metrics.resumes_exact,
+        "resets_evicted": metrics.resets_evicted,
+        "resets_epoch": metrics.resets_epoch,
+        "resets_malformed": metrics.resets_malformed,
+        "resets_future": metrics.resets_future,
+        "resets_lagged": metrics.resets_lagged,
+        "disconnects_client": metrics.disconnects_client,
+        "disconnects_closed": metrics.disconnects_closed,
+        "disconnects_lifetime": metrics.disconnects_lifetime,
+        "disconnects_lagged": metrics.disconnects_lagged,
     });
     if let Some(status) = hub.backplane_status() {
         health["redis"] = serde_json::json!({

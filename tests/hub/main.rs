@@ -1,0 +1,15 @@
+//! The hub through the public API, one module a concern: publishing and ids,
+//! resume, lag, limits (sizes, topics, age and idle expiry), metrics, closing,
+//! and concurrency.
+//!
+//! What a subscription yields is read back with ssekit's own `Decoder`, since one chunk may
+//! carry several frames.
+
+mod closing;
+mod concurrency;
+mod lag;
+mod limits;
+mod metrics;
+mod publish;
+mod resume;
+mod support;

@@ -1,0 +1,250 @@
+//! The checks every adapter must pass: the demo contract, run against a demo
+//! app's process ([`contract_tests!`]), and the checks of a test's own
+//! in-process server (per-request streams, refusals).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ssekit::{Event, Hub, Sse, SseConfig};
+use tokio::sync::mpsc;
+
+use super::client::{Response, events, get_json, has_comment, post, request, within};
+use super::demo::Demo;
+use super::server::{Server, wait_subscribers};
+
+/// The demo flags of the contract tests: a short history so that ids get evicted.
+pub(crate) const CONTRACT_FLAGS: &[&str] = &["--history", "4"];
+
+/// Headers, then events published over `/publish` arrive one at a time: each is
+/// read before the next is published.
+pub(crate) async fn check_events_one_by_one(demo: &Demo) {
+    let mut sse = events(demo.addr, "topic=one", &[]).await;
+    sse.assert_sse_headers();
+    let (status, health) = get_json(demo.addr, "/health").await;
+    assert_eq!((status, health["subscribers"].as_u64()), (200, Some(1)));
+    for i in 0..5 {
+        let (status, reply) = post(demo.addr, "/publish?topic=one", &format!(r#"{{"data": "n{i}"}}"#)).await;
+        assert_eq!(status, 200, "{reply}");
+        let event = sse.next_event().await;
+        assert_eq!((event.event.as_str(), event.data.as_str()), ("message", format!("n{i}").as_str()));
+        assert_eq!(Some(event.last_event_id.as_str()), reply["id"].as_str());
+    }
+    let (status, reply) = post(demo.addr, "/publish?topic=one", r#"{"event": "note", "data": "named"}"#).await;
+    assert_eq!(status, 200, "{reply}");
+    let event = sse.next_event().await;
+    assert_eq!((event.event.as_str(), event.data.as_str()), ("note", "named"));
+}
+
+/// `Last-Event-ID` (header or query) replays exactly the missed events; an
+/// evicted id gets the `reset` event.
+pub(crate) async fn check_resume(demo: &Demo) {
+    let mut ids = Vec::new();
+    for i in 1..=6 {
+        ids.push(demo.publish("resume", &format!("e{i}")).await);
+    }
+
+    let mut sse = events(demo.addr, "topic=resume", &[("last-event-id", &ids[3])]).await;
+    for (i, id) in ids.iter().enumerate().skip(4) {
+        let event = sse.next_event().await;
+        assert_eq!((event.data.as_str(), event.last_event_id.as_str()), (format!("e{}", i + 1).as_str(), id.as_str()));
+    }
+    let live = demo.publish("resume", "e7").await;
+    let event = sse.next_event().await;
+    assert_eq!((event.data.as_str(), event.last_event_id.as_str()), ("e7", live.as_str()));
+
+    // The query parameter when there is no header.
+    let mut sse = events(demo.addr, &format!("topic=resume&lastEventId={}", ids[5]), &[]).await;
+    let event = sse.next_event().await;
+    assert_eq!((event.data.as_str(), event.last_event_id.as_str()), ("e7", live.as_str()));
+
+    // History is 4: the first id is gone.
+    let mut sse = events(demo.addr, "topic=resume", &[("last-event-id", &ids[0])]).await;
+    let reset = sse.next_event().await;
+    assert_eq!(reset.event, "reset");
+    assert!(reset.data.contains("evicted"), "{}", reset.data);
+    // Then live, from the reset's id on.
+    let live = demo.publish("resume", "e8").await;
+    let next = sse.next_event().await;
+    assert_eq!((next.data.as_str(), next.last_event_id.as_str()), ("e8", live.as_str()));
+}
+
+/// How a server notices that a client closed its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Detect {
+    /// At once: the server reads the connection while it streams (hyper, axum).
+    Read,
+    /// Only when a write fails (actix-web): the check publishes to give the
+    /// server something to write, as a keep-alive would in production.
+    Write,
+}
+
+/// A client that goes away is unsubscribed (within the bound), and counted as a
+/// client that left. (Its stream is the demo's only one: the counts over all
+/// topics are those of its topic.)
+pub(crate) async fn check_disconnect(demo: &Demo, detect: Detect) {
+    let sse = events(demo.addr, "topic=gone", &[]).await;
+    assert_eq!(demo.subscribers().await, 1);
+    let left_before = demo.metric("disconnects_client").await;
+    drop(sse);
+    super::client::wait_for("subscribers once the client left", 0, async || {
+        if detect == Detect::Write {
+            demo.publish("gone", "anyone there?").await;
+        }
+        demo.subscribers().await
+    })
+    .await;
+    assert_eq!(demo.metric("disconnects_client").await, left_before + 1, "counted as a client that left");
+}
+
+/// An invalid `/publish` body is answered 400 with a JSON error, and nothing is published.
+pub(crate) async fn check_invalid_publish(demo: &Demo) {
+    let bad = [
+        r#"{"event": "a\nb", "data": "x"}"#,
+        r#"{"event": "a\rb", "data": "x"}"#,
+        r#"{"data": 5}"#,
+        r#"{"event": "x"}"#,
+        "not json",
+    ];
+    for body in bad {
+        let (status, reply) = post(demo.addr, "/publish?topic=bad", body).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(reply["error"].is_string(), "{reply}");
+    }
+    let too_big = format!(r#"{{"data": "{}"}}"#, "x".repeat((1 << 20) + 1));
+    let (status, _) = post(demo.addr, "/publish?topic=bad", &too_big).await;
+    assert_eq!(status, 400, "body over the limit");
+    assert_eq!(demo.metric("published").await, 0);
+}
+
+/// SIGTERM while clients are connected: the demo's graceful shutdown completes
+/// on its own (see [`Demo::wait_exit`]), and their streams end.
+pub(crate) async fn check_shutdown(demo: Demo) {
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(events(demo.addr, "topic=bye", &[]).await);
+    }
+    demo.wait_subscribers(3).await;
+    demo.shutdown().await;
+    for client in &mut clients {
+        assert!(within("stream end", client.try_next_event()).await.is_none());
+    }
+}
+
+/// A per-request stream (no hub) that a test feeds through a channel: the
+/// route handler calls [`Feed::sse`], the test [`Feed::sender`].
+#[derive(Clone, Default)]
+pub(crate) struct Feed {
+    sender: Arc<Mutex<Option<mpsc::Sender<Event>>>>,
+}
+
+impl Feed {
+    /// The response stream of one request: keep-alive after 200 ms idle.
+    pub(crate) fn sse(&self) -> Sse<ssekit::Events<tokio_stream::wrappers::ReceiverStream<Event>>> {
+        let (tx, rx) = mpsc::channel(4);
+        *self.sender.lock().expect("feed lock") = Some(tx);
+        Sse::new(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .with_config(SseConfig::new().keep_alive(Some(Duration::from_millis(200))))
+    }
+
+    fn sender(&self) -> mpsc::Sender<Event> {
+        self.sender.lock().expect("feed lock").take().expect("the route handler ran")
+    }
+}
+
+/// `GET /stream` of a server whose `/stream` answers [`Feed::sse`]: events
+/// arrive one at a time, keep-alive comments come while idle, and the stream
+/// ends when the sender is dropped.
+pub(crate) async fn check_per_request(addr: SocketAddr, feed: &Feed) {
+    let mut sse = request(addr, "GET", "/stream", &[], b"").await;
+    sse.assert_sse_headers();
+    let tx = feed.sender();
+    for i in 0..3 {
+        tx.send(Event::new().event("tick").data(format!("t{i}"))).await.expect("send");
+        let event = sse.next_event().await;
+        assert_eq!((event.event.as_str(), event.data.as_str()), ("tick", format!("t{i}").as_str()));
+    }
+    let from = sse.body.len();
+    sse.read_until(from, has_comment).await;
+    tx.send(Event::new().data("after idle")).await.expect("send");
+    assert_eq!(sse.next_event().await.data, "after idle");
+    drop(tx);
+    assert!(sse.try_next_event().await.is_none(), "the stream ends with its source");
+}
+
+/// The hub of [`check_refusals`]: one topic at most, of names up to 8 bytes.
+pub(crate) fn refusing_hub() -> Hub {
+    Hub::builder().max_topics(1).max_topic_len(8).build()
+}
+
+/// A server whose `GET /events/{topic}` returns `hub.sse(topic, resume).await` as is,
+/// over [`refusing_hub`]: a temporary refusal (the topic limit, a closing hub)
+/// is a `200` stream with a retry hint of 2 to 5 s that ends, so `EventSource`
+/// comes back; a refused name is a `400`.
+pub(crate) async fn check_refusals(server: Server) {
+    let addr = server.addr;
+    let get = |topic: &str| {
+        let target = format!("/events/{topic}");
+        async move { request(addr, "GET", &target, &[], b"").await }
+    };
+    async fn assert_try_later(mut response: Response) {
+        response.assert_sse_headers();
+        let body = String::from_utf8(response.read_to_end().await).expect("UTF-8");
+        let millis: u64 = body
+            .strip_prefix("retry: ")
+            .and_then(|rest| rest.strip_suffix("\n\n"))
+            .and_then(|millis| millis.parse().ok())
+            .unwrap_or_else(|| panic!("a retry hint alone: {body:?}"));
+        assert!((2_000..=5_000).contains(&millis), "{millis}");
+    }
+    let held = get("held").await;
+    held.assert_sse_headers();
+    wait_subscribers(&server.hub, "held", 1).await;
+    assert_try_later(get("other").await).await;
+    // (Dropped at once: an idle keep-alive connection holds actix-web's graceful stop.)
+    assert_eq!(get("much-too-long").await.status, 400);
+    server.hub.close();
+    assert_try_later(get("held").await).await;
+    drop(held);
+    server.shutdown().await;
+}
+
+/// The demo contract's checks as one `#[test]` each, for a test file whose
+/// `start()` starts the demo app of some framework ([`Demo::start`] with
+/// [`CONTRACT_FLAGS`]); `detect` is how that framework notices a client that left.
+macro_rules! contract_tests {
+    (#[$test:meta], detect: $detect:expr) => {
+        #[$test]
+        async fn events_arrive_one_by_one() {
+            let demo = start();
+            support::checks::check_events_one_by_one(&demo).await;
+            demo.shutdown().await;
+        }
+
+        #[$test]
+        async fn resume_replays_missed_events_or_resets() {
+            let demo = start();
+            support::checks::check_resume(&demo).await;
+            demo.shutdown().await;
+        }
+
+        #[$test]
+        async fn disconnected_client_is_unsubscribed() {
+            let demo = start();
+            support::checks::check_disconnect(&demo, $detect).await;
+            demo.shutdown().await;
+        }
+
+        #[$test]
+        async fn invalid_publish_is_refused() {
+            let demo = start();
+            support::checks::check_invalid_publish(&demo).await;
+            demo.shutdown().await;
+        }
+
+        #[$test]
+        async fn graceful_shutdown_with_clients_connected() {
+            support::checks::check_shutdown(start()).await;
+        }
+    };
+}
