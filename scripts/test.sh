@@ -7,7 +7,9 @@
 #
 # When one is missing, it is installed with apt-get if this runs as root on a Debian-like
 # system; otherwise the script stops before building anything and names the packages.
-# Every test target runs even if an earlier one fails (--no-fail-fast).
+# Every test target runs even if an earlier one fails (--no-fail-fast). It tests the crate
+# and `conformance/`, the package of the tests that need heavy tools (a browser, property
+# tests against a second parser, third-party middleware).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,4 +29,4 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-cargo test --all-features --no-fail-fast "$@"
+cargo test --all-features --no-fail-fast -p ssekit -p ssekit-conformance "$@"

@@ -23,12 +23,14 @@ const START: Duration = Duration::from_secs(20);
 /// What a demo prints when open connections held its shutdown until its 4 s bound.
 const FORCED_EXIT: &str = "connections still open after 4 s; exiting";
 
-/// The framework a demo app runs on.
+/// The framework a demo app runs on (or, `Progress`, the progress example,
+/// which takes `--port` and prints its address the same way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DemoApp {
     Axum,
     Actix,
     Hyper,
+    Progress,
 }
 
 impl DemoApp {
@@ -38,6 +40,7 @@ impl DemoApp {
             Self::Axum => "axum",
             Self::Actix => "actix",
             Self::Hyper => "hyper",
+            Self::Progress => "progress",
         }
     }
 
@@ -47,6 +50,7 @@ impl DemoApp {
             Self::Axum => ("demo", "axum"),
             Self::Actix => ("demo_actix", "actix"),
             Self::Hyper => ("demo_hyper", "hyper"),
+            Self::Progress => ("progress", "axum"),
         }
     }
 

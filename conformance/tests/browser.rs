@@ -11,8 +11,10 @@
 //!
 //! Every wait is bounded in time and in number of polls. The only timing
 //! assertion is the one about the `retry:` hint, with wide bounds.
-#![cfg(all(feature = "axum", feature = "actix", feature = "hyper"))]
 
+// The HTTP test support of the root package's tests (the demo apps run as child
+// processes): one copy serves both packages.
+#[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::net::SocketAddr;
@@ -480,8 +482,8 @@ async fn awkward_text_through_the_page() {
             browser.wait_js("the box to empty", "return document.getElementById('text').value;", |v| v == "").await;
         }
 
-        // An `<input>` drops CR and LF from its value, and typing 64 KiB key by
-        // key takes long, so these are posted with `fetch` from the page, the
+        // A browser turns a CR typed into the box into LF, and typing 64 KiB key
+        // by key takes long, so these are posted with `fetch` from the page, the
         // way the page's form posts.
         let mut big: String = (0..11_000).map(|i| format!("{i:05} ")).collect();
         big.truncate(64 * 1024);
@@ -509,6 +511,32 @@ async fn awkward_text_through_the_page() {
         assert!(got == expected, "every text in order");
         assert_eq!(page["opens"], 1);
         demo.shutdown().await;
+    })
+    .await;
+}
+
+/// The progress example's page follows its job to `done` once and stays there:
+/// it closes its `EventSource` on `done`, so the ended stream is not reconnected
+/// and the job does not start again.
+#[tokio::test(flavor = "multi_thread")]
+async fn progress_page_reaches_done_once_and_stays() {
+    with_browser(async |browser| {
+        let example = Demo::start(DemoApp::Progress, &[]);
+        let url = format!("http://{}/", example.addr);
+        within("load the page", COMMAND_TIMEOUT, browser.client().goto(&url)).await.expect("load the page");
+        let done = browser.wait_js("the job to be done", "return window.job;", |job| job["done"] == 1).await;
+        let steps: Vec<String> = (0..=100).step_by(10).map(|percent| format!("{percent}%")).collect();
+        assert_eq!(done["progress"], json!(steps), "every step once, in order");
+        assert_eq!(done["opens"], 1);
+
+        // Longer than Chromium's reconnection delay (3 s): a page that did not
+        // close its EventSource would have reconnected by now.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let later = browser.js("return window.job;", vec![]).await;
+        assert_eq!(later, done, "nothing after done: no reconnect, no restart");
+        let state = browser.js("return document.getElementById('state').textContent;", vec![]).await;
+        assert_eq!(state, json!("done: the job is finished"));
+        browser.screenshot("progress-done").await;
     })
     .await;
 }
