@@ -1,5 +1,5 @@
 //! The `Last-Event-ID` path: `LastEventId::parse`, `Resume::from_request` with
-//! arbitrary header bytes and query strings, then `Hub::subscribe` and its first
+//! arbitrary header bytes and query strings, then `Hub::try_subscribe` and its first
 //! polls on a small hub. No panic; an id that does not name a retained event of
 //! this topic yields a `reset` with the right reason, never a replay; an id
 //! that does name one replays exactly the events after it.
@@ -61,7 +61,7 @@ fuzz_target!(|input: Input| {
     let hub = Hub::builder().history(history).build();
     let mut epoch = 0;
     for n in 1..=published {
-        epoch = hub.publish("t", Event::new().data(format!("e{n}"))).unwrap().epoch();
+        epoch = hub.try_publish("t", Event::new().data(format!("e{n}"))).unwrap().epoch();
     }
     let first = published + 1 - published.min(history as u64);
 
@@ -102,7 +102,7 @@ fuzz_target!(|input: Input| {
     };
 
     let before = hub.metrics();
-    let mut subscription = hub.subscribe("t", resume.clone()).unwrap();
+    let mut subscription = hub.try_subscribe("t", resume.clone()).unwrap();
     match expected {
         Ok(Some(from)) => {
             let Poll::Ready(Some(chunk)) = poll(&mut subscription) else { panic!("no replay for {resume:?}") };
@@ -129,7 +129,7 @@ fuzz_target!(|input: Input| {
     }
     // Then live, from the next event on.
     assert!(poll(&mut subscription).is_pending(), "{resume:?}");
-    hub.publish("t", Event::new().data("live")).unwrap();
+    hub.try_publish("t", Event::new().data("live")).unwrap();
     let Poll::Ready(Some(chunk)) = poll(&mut subscription) else { panic!("no live event") };
     let got = events(&chunk);
     assert_eq!(got.len(), 1);

@@ -90,9 +90,9 @@ fuzz_target!(|input: Input| {
 
     // Through a hub: refused with nothing published, or delivered as encoded.
     let hub = Hub::new();
-    let mut subscription = hub.subscribe("t", ssekit::Resume::Live).unwrap();
+    let mut subscription = hub.try_subscribe("t", ssekit::Resume::Live).unwrap();
     let event = build(&input, false);
-    match hub.publish("t", event) {
+    match hub.try_publish("t", event) {
         Err(PublishError::Event(_)) => {
             assert!(bad_event);
             assert_eq!(hub.metrics().published, 0);
