@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use ssekit::Resume;
 
 use axum::serve::ListenerExt;
-use common::App;
+use common::{App, Refused};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -56,10 +56,10 @@ fn routes(app: App) -> Router {
 }
 
 async fn events(State(app): State<App>, RawQuery(query): RawQuery, resume: Resume) -> Response {
-    match app.sse(&common::topic(query.as_deref()), resume).await {
+    match app.sse(query.as_deref(), resume).await {
         Ok(sse) => sse.into_response(),
-        Err(err) if err.is_temporary() => common::try_later().into_response(),
-        Err(err) => json(common::subscribe_error(&err)),
+        Err(Refused::Later) => common::try_later().into_response(),
+        Err(Refused::Now(reply)) => json(reply),
     }
 }
 

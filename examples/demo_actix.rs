@@ -11,7 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, HttpServer, Responder, web};
 use ssekit::Resume;
 
-use common::App;
+use common::{App, Refused};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -57,10 +57,10 @@ fn routes(config: &mut web::ServiceConfig) {
 }
 
 async fn events(app: web::Data<App>, request: HttpRequest, resume: Resume) -> HttpResponse {
-    match app.sse(&common::topic(Some(request.query_string())), resume).await {
+    match app.sse(Some(request.query_string()), resume).await {
         Ok(sse) => sse.respond_to(&request),
-        Err(err) if err.is_temporary() => common::try_later().respond_to(&request),
-        Err(err) => json(common::subscribe_error(&err)),
+        Err(Refused::Later) => common::try_later().respond_to(&request),
+        Err(Refused::Now(reply)) => json(reply),
     }
 }
 

@@ -21,7 +21,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use ssekit::{BoxError, Resume};
 
-use common::App;
+use common::{App, Refused};
 
 /// The response body of every route: an SSE stream or a complete body.
 type Body = UnsyncBoxBody<Bytes, BoxError>;
@@ -81,10 +81,10 @@ async fn route(app: &App, request: Request<Incoming>) -> Response<Body> {
         (&Method::GET, "/") => complete(200, "text/html; charset=utf-8", common::PAGE),
         (&Method::GET, "/events") => {
             let resume = Resume::from_request(request.headers(), query);
-            match app.sse(&common::topic(query), resume).await {
+            match app.sse(query, resume).await {
                 Ok(sse) => sse.into_http_response().map(BodyExt::boxed_unsync),
-                Err(err) if err.is_temporary() => common::try_later().into_http_response().map(BodyExt::boxed_unsync),
-                Err(err) => json(common::subscribe_error(&err)),
+                Err(Refused::Later) => common::try_later().into_http_response().map(BodyExt::boxed_unsync),
+                Err(Refused::Now(reply)) => json(reply),
             }
         }
         (&Method::POST, "/publish") => {

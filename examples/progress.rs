@@ -54,7 +54,10 @@ impl Step {
         };
         match id.as_str() {
             DONE => Self::Done,
-            percent => percent.parse::<u32>().map_or(Self::Percent(0), |percent| Self::Percent(percent + 10)),
+            // Past 100 % (or past what a u32 holds) the job is done.
+            percent => percent
+                .parse::<u32>()
+                .map_or(Self::Percent(0), |percent| percent.checked_add(10).map_or(Self::Done, Self::Percent)),
         }
     }
 }

@@ -19,7 +19,8 @@ log=$(mktemp)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$clone" "$log"' EXIT
 git clone -q . "$clone"
 cd "$clone"
-unset CARGO_TARGET_DIR
+# A new user's build: cargo's defaults, whatever CI set for its own builds.
+unset CARGO_TARGET_DIR CARGO_INCREMENTAL CARGO_PROFILE_DEV_DEBUG
 
 start=$(date +%s)
 $command_line -- --port 0 >"$log" 2>&1 &

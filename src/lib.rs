@@ -18,8 +18,8 @@ mod wire;
 // Inlined: each type is listed on the front page, not only as a `pub use` line.
 #[doc(inline)]
 pub use hub::{
-    BoxError, BuildError, EventId, EventIdError, Hub, HubBuilder, HubMetrics, LagPolicy, PublishError, ResetReason,
-    SubscribeError, Subscription, TopicError,
+    BackplaneStatus, BoxError, BuildError, EventId, EventIdError, Hub, HubBuilder, HubMetrics, LagPolicy, PublishError,
+    ResetReason, SubscribeError, Subscription, TopicError,
 };
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

@@ -146,6 +146,47 @@ async fn an_id_from_one_node_resumes_exactly_on_the_other() {
     assert!(missed.iter().all(|e| e.event == "message"), "no reset: {missed:?}");
 }
 
+/// A stream of several topics on node B; its id resumes every topic exactly on
+/// node A, while both nodes publish; history on joining comes from Redis too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_of_several_topics_resumes_on_the_other_node() {
+    let redis = RedisServer::start(false);
+    let (a, b) = (node(&redis, 1000).await, node(&redis, 1000).await);
+    let topics = ["t0", "t1", "t2", "t3"];
+    let mut on_b = b.subscribe_many(&topics, Resume::Live, 0).await.unwrap();
+    for round in 0..5 {
+        for (n, topic) in topics.iter().enumerate() {
+            let node = if n % 2 == 0 { &a } else { &b };
+            node.publish(topic, Event::new().data(format!("{topic}-{round}"))).await.unwrap();
+        }
+    }
+    let seen = take(&mut on_b, &mut Decoder::new(), 20).await;
+    for topic in topics {
+        let of_topic: Vec<&str> = data(&seen).into_iter().filter(|d| d.starts_with(topic)).collect();
+        assert_eq!(of_topic, (0..5).map(|round| format!("{topic}-{round}")).collect::<Vec<_>>(), "{topic} in order");
+    }
+    let last = seen.last().unwrap().last_event_id.clone();
+    drop(on_b);
+    // Missed while away, published through both nodes.
+    for (n, topic) in topics.iter().enumerate().filter(|(n, _)| n % 2 == 1) {
+        let node = if n == 1 { &a } else { &b };
+        node.publish(topic, Event::new().data(format!("{topic}-missed"))).await.unwrap();
+    }
+    let mut on_a = a.subscribe_many(&topics, resume(&last), 0).await.unwrap();
+    let mut missed =
+        data(&take(&mut on_a, &mut Decoder::new(), 2).await).into_iter().map(str::to_owned).collect::<Vec<_>>();
+    missed.sort();
+    assert_eq!(missed, ["t1-missed", "t3-missed"]);
+    assert!(timeout(Duration::from_millis(300), on_a.next()).await.is_err(), "nothing more: no duplicate");
+
+    // A new client on node A asks for the last 2 of each topic.
+    let mut joined = a.subscribe_many(&topics[..2], Resume::Live, 2).await.unwrap();
+    let mut recent =
+        data(&take(&mut joined, &mut Decoder::new(), 4).await).into_iter().map(str::to_owned).collect::<Vec<_>>();
+    recent.sort();
+    assert_eq!(recent, ["t0-3", "t0-4", "t1-4", "t1-missed"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_publishers_on_both_nodes_give_everyone_one_order() {
     let redis = RedisServer::start(false);

@@ -56,7 +56,7 @@ async fn keep_alive_after_the_idle_interval() {
         assert_eq!(Instant::now() - start, Duration::from_secs(15) * n, "on the paused clock");
     }
 
-    // The default is 15 s too, and a hub's streams use their config.
+    // The default is 15 s too, and a hub's stream uses the config it is given.
     let hub = Hub::new();
     let config = SseConfig::new().keep_alive(Some(Duration::from_secs(3)));
     let mut sse = hub.sse("t", Resume::Live).await.unwrap().with_config(config.clone());

@@ -9,6 +9,10 @@
 //!   per runtime thread, so that each thread's subscribers share a reference count of their own).
 //! - `ssekit_sse`: the same through `Hub::sse` (the per-connection stream with keep-alive), what
 //!   a framework adapter polls.
+//! - `ssekit_4_topics`: the same as `ssekit_sse`, but each subscriber follows 4 topics on one
+//!   stream (`Hub::subscribe_many`) and the event is published to one of them: each delivery
+//!   sends the shared frame's body and an id line of the subscriber's own (every topic's
+//!   position), the cost of one resumable id for several topics.
 //! - `broadcast_axum`: the pattern applications write today: a `tokio::sync::broadcast`
 //!   channel of `String` payloads; each subscriber's stream receives the payload, builds its own
 //!   `axum::response::sse::Event::default().data(payload)`, and is served through axum's own
@@ -174,6 +178,27 @@ fn ssekit_sse(rt: &Runtime, round: &Arc<Round>) -> (Ssekit, Vec<JoinHandle<()>>)
     (Ssekit { hub }, tasks)
 }
 
+/// `ssekit_4_topics`: tasks polling `Sse` streams of 4 topics each; an event is
+/// received when its id line (the chunk that ends it) arrives.
+fn ssekit_4_topics(rt: &Runtime, round: &Arc<Round>) -> (Ssekit, Vec<JoinHandle<()>>) {
+    let hub = Hub::builder().history(64).build();
+    let tasks = (0..round.subscribers)
+        .map(|i| {
+            let topics = ["bench", "other-1", "other-2", "other-3"];
+            let mut sse = Sse::from_subscription(hub.try_subscribe_many(&topics, Resume::Live, 0).expect("subscribe"));
+            let receipts = round.receipts(i);
+            rt.spawn(async move {
+                while let Some(Ok(chunk)) = sse.next().await {
+                    if black_box(chunk).ends_with(b"\n\n") {
+                        receipts.hit();
+                    }
+                }
+            })
+        })
+        .collect();
+    (Ssekit { hub }, tasks)
+}
+
 struct Broadcast {
     tx: broadcast::Sender<String>,
 }
@@ -289,6 +314,7 @@ fn fanout(c: &mut Criterion) {
         group.throughput(Throughput::Elements(n as u64));
         run(&mut group, &rt, "ssekit", n, ssekit);
         run(&mut group, &rt, "ssekit_sse", n, ssekit_sse);
+        run(&mut group, &rt, "ssekit_4_topics", n, ssekit_4_topics);
         run(&mut group, &rt, "broadcast_axum", n, broadcast_axum);
         run(&mut group, &rt, "broadcast_format", n, broadcast_format);
     }

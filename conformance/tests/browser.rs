@@ -219,9 +219,10 @@ impl Browser {
     /// Saves a screenshot of the page as `target/browser/<name>.png`.
     async fn screenshot(&self, name: &str) {
         let png = within("screenshot", COMMAND_TIMEOUT, self.client().screenshot()).await.expect("screenshot");
+        // The workspace's target directory (this package is one folder below it).
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("target"));
         let dir = target.join("browser");
         std::fs::create_dir_all(&dir).expect("create target/browser");
         std::fs::write(dir.join(format!("{name}.png")), png).expect("write the screenshot");
@@ -537,6 +538,65 @@ async fn progress_page_reaches_done_once_and_stays() {
         let state = browser.js("return document.getElementById('state').textContent;", vec![]).await;
         assert_eq!(state, json!("done: the job is finished"));
         browser.screenshot("progress-done").await;
+    })
+    .await;
+}
+
+/// The demo page following three topics on one `EventSource`, through a
+/// connection the server cuts every second: each topic's events arrive exactly
+/// once, in order, each shown with its topic; after a reload the page shows the
+/// recent events again (history on joining).
+#[tokio::test(flavor = "multi_thread")]
+async fn three_topics_on_one_stream_survive_cuts_and_a_reload_shows_history() {
+    with_browser(async |browser| {
+        let demo = Demo::start(DemoApp::Axum, &["--retry", "200", "--max-lifetime", "1"]);
+        let url = format!("http://{}/?topic=red&topic=green&topic=blue", demo.addr);
+        within("load the page", COMMAND_TIMEOUT, browser.client().goto(&url)).await.expect("load the page");
+        browser.wait_js("the page to connect", "return window.ssekit;", |page| page["state"] == "open").await;
+        demo.wait_subscribers(1).await;
+
+        // 90 events over the three topics, one every 50 ms: about 4.5 s, so
+        // several connections, and events published while the page reconnects.
+        let topics = ["red", "green", "blue"];
+        let mut expected = Vec::new();
+        let mut ticks = tokio::time::interval(Duration::from_millis(50));
+        for i in 0..90 {
+            ticks.tick().await;
+            let topic = topics[i % 3];
+            let data = format!("{topic} {i}");
+            demo.publish(topic, &data).await;
+            expected.push((topic.to_owned(), data));
+        }
+        let page = browser.wait_events(expected.len()).await;
+        tokio::time::sleep(Duration::from_millis(300)).await; // room for a late duplicate
+        let page_now = browser.page().await;
+        assert_eq!(page_now["events"], page["events"], "nothing after the last event");
+        assert_eq!(page["resets"], json!([]), "no reset on an exact resume");
+        for topic in topics {
+            let got: Vec<&str> = page["events"]
+                .as_array()
+                .expect("events")
+                .iter()
+                .filter(|event| event["topic"] == topic)
+                .map(|event| event["data"].as_str().unwrap_or_default())
+                .collect();
+            let want: Vec<&str> = expected.iter().filter(|(t, _)| t == topic).map(|(_, data)| data.as_str()).collect();
+            assert_eq!(got, want, "{topic}: every event once, in order, shown as of its topic");
+        }
+        assert!(page["opens"].as_u64().expect("opens") >= 3, "the stream was cut and restored: {}", page["opens"]);
+
+        // A reload is a new page: it asks for the recent events of each topic.
+        within("reload", COMMAND_TIMEOUT, browser.client().refresh()).await.expect("reload");
+        let reloaded = browser.wait_events(3).await;
+        let shown: Vec<&str> = reloaded["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .map(|e| e["data"].as_str().unwrap_or_default())
+            .collect();
+        assert!(shown.contains(&"blue 89"), "the newest event is among the history shown: {shown:?}");
+        browser.screenshot("three-topics-after-reload").await;
+        demo.shutdown().await;
     })
     .await;
 }

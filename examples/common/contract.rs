@@ -20,6 +20,24 @@ pub(crate) fn topic(query: Option<&str>) -> String {
     query_param(query, "topic").unwrap_or_else(|| "main".to_owned())
 }
 
+/// The topics a `GET /events` names (`topic`, repeated), `main` by default.
+pub(crate) fn topics(query: Option<&str>) -> Vec<String> {
+    let topics: Vec<String> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(key, _)| key == "topic")
+        .map(|(_, topic)| topic.into_owned())
+        .collect();
+    if topics.is_empty() { vec!["main".to_owned()] } else { topics }
+}
+
+/// The `history=N` of a `GET /events`: how many recent events of each topic a
+/// new client gets first (0 by default).
+pub(crate) fn history(query: Option<&str>) -> Result<usize, String> {
+    match query_param(query, "history") {
+        None => Ok(0),
+        Some(n) => n.parse().map_err(|_| format!("history: not a number of events: {n:?}")),
+    }
+}
+
 /// The parameters of `POST /bench?topic=T&count=M&size=P&rate=R`.
 #[derive(Debug, Clone)]
 pub(crate) struct Bench {

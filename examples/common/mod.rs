@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `GET /` | the live feed page |
 //! | `GET /events?topic=T` | the SSE stream of topic `T` (default `main`), resuming from `Last-Event-ID` or `lastEventId` |
+//! | `GET /events?topic=A&topic=B…&history=N` | one stream of several topics (at most 8, else `400`), one id resumes each; a new client first gets the last `N` events of each |
 //! | `POST /publish?topic=T` `{"event"?: "name", "data": "text"}` | `200 {"id": "..."}`, or `400 {"error": "..."}` and nothing published |
 //! | `POST /bench?topic=T&count=M&size=P&rate=R` | publishes `M` events of `P` bytes, `R` per second (`0`: at once); `200 {"published": M}` |
 //! | `GET /health` | `200 {"subscribers": ..., "topics": ..., "published": ..., ...}`: every count of `HubMetrics` |
@@ -136,10 +137,26 @@ pub(crate) struct App {
 }
 
 impl App {
-    /// `GET /events`: the stream of `topic` from where `resume` says.
-    pub(crate) async fn sse(&self, topic: &str, resume: Resume) -> Result<Sse<Subscription>, SubscribeError> {
-        Ok(self.hub.sse(topic, resume).await?.with_config(self.stream.clone()))
+    /// `GET /events?topic=A&topic=B…&history=N`: the stream of the topics
+    /// (`main` by default), from where `resume` says or, for a new client, after
+    /// the last `N` events of each.
+    pub(crate) async fn sse(&self, query: Option<&str>, resume: Resume) -> Result<Sse<Subscription>, Refused> {
+        let history = contract::history(query).map_err(|err| Refused::Now(Reply::error(400, err)))?;
+        match self.hub.sse_many(&contract::topics(query), resume, history).await {
+            Ok(sse) => Ok(sse.with_config(self.stream.clone())),
+            Err(err) if err.is_temporary() => Err(Refused::Later),
+            Err(err) => Err(Refused::Now(subscribe_error(&err))),
+        }
     }
+}
+
+/// Why `GET /events` gets no stream.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// For now (a closing server, the topic limit): answer [`try_later`].
+    Later,
+    /// For good: this JSON error.
+    Now(Reply),
 }
 
 /// `/events` refused for now (a closing server, or the topic limit): a 200
@@ -335,25 +352,39 @@ pub(crate) const PAGE: &str = r#"<!doctype html>
   li .name { font-size: .8rem; background: #e8eefc; border-radius: .3rem; padding: 0 .3rem; margin-right: .5rem; }
   li .text { white-space: pre-wrap; }
   #name { flex: 0 0 7rem; }
+  #topic { flex: 0 0 auto; }
+  li .topic { font-size: .8rem; background: #e6f4e6; border-radius: .3rem; padding: 0 .3rem; margin-right: .5rem; }
 </style>
 </head>
 <body>
 <h1>ssekit live feed <span id="state" class="connecting">connecting</span></h1>
 <div id="notice" role="status"></div>
 <form id="send">
+  <select id="topic" title="the topic to publish to"></select>
   <input id="name" placeholder="event name" autocomplete="off" title="optional: the event's name (type)">
   <textarea id="text" placeholder="Say something (several lines are fine)" rows="1" required></textarea>
   <button>Publish</button>
 </form>
+<p id="hint" style="font-size:.85rem;color:#666">Named events show here when this page listens to their name: add
+<code>?event=NAME</code> to its address, or publish one with that name from this page.
+Follow several topics with <code>?topic=A&amp;topic=B</code>.</p>
 <ol id="feed"></ol>
 <script>
+  // The topics to follow: ?topic=A&topic=B… (default main), on one stream.
   const params = new URLSearchParams(location.search);
-  const topic = params.get('topic') || 'main';
-  const topicQuery = '?topic=' + encodeURIComponent(topic);
+  const topics = [...new Set(params.getAll('topic'))];
+  if (topics.length === 0) topics.push('main');
+  const several = topics.length > 1;
+  const streamQuery = '?' + topics.map((t) => 'topic=' + encodeURIComponent(t)).join('&');
+  // In a stream of several topics, an id starts with its topic's index: "2.…".
+  const topicOf = (id) => several ? topics[parseInt(id.split('.')[0], 10)] : topics[0];
+  const select = document.getElementById('topic');
+  for (const t of topics) select.append(new Option(t, t));
+  if (!several) select.style.display = 'none';
   const state = document.getElementById('state');
   const notice = document.getElementById('notice');
   const feed = document.getElementById('feed');
-  window.ssekit = { events: [], resets: [], opens: 0, state: 'connecting' };
+  window.ssekit = { events: [], resets: [], opens: 0, state: 'connecting', topics };
 
   function setState(name) {
     window.ssekit.state = name;
@@ -367,6 +398,12 @@ pub(crate) const PAGE: &str = r#"<!doctype html>
     const code = document.createElement('code');
     code.textContent = id;
     item.append(code);
+    if (several) {
+      const topic = document.createElement('span');
+      topic.className = 'topic';
+      topic.textContent = topicOf(id);
+      item.append(topic);
+    }
     if (type !== 'message') {
       const name = document.createElement('span');
       name.className = 'name';
@@ -380,7 +417,9 @@ pub(crate) const PAGE: &str = r#"<!doctype html>
     feed.prepend(item);
   }
 
-  const source = new EventSource('/events' + topicQuery);
+  // A new page gets the recent events first (a reload shows the feed); a
+  // reconnect sends its Last-Event-ID instead, which the server prefers.
+  const source = new EventSource('/events' + streamQuery + '&history=20');
   source.onopen = () => { window.ssekit.opens += 1; setState('open'); };
   source.onerror = () => setState(source.readyState === EventSource.CLOSED ? 'closed' : 'connecting');
   // EventSource delivers a named event only to listeners of that name: the page
@@ -391,7 +430,9 @@ pub(crate) const PAGE: &str = r#"<!doctype html>
     if (!type || type === 'reset' || listening.has(type)) return;
     listening.add(type);
     source.addEventListener(type, (e) => {
-      window.ssekit.events.push({ id: e.lastEventId, data: e.data, type: e.type });
+      const event = { id: e.lastEventId, data: e.data, type: e.type };
+      if (several) event.topic = topicOf(e.lastEventId);
+      window.ssekit.events.push(event);
       show(e.lastEventId, e.type, e.data);
     });
   }
@@ -401,8 +442,13 @@ pub(crate) const PAGE: &str = r#"<!doctype html>
     window.ssekit.resets.push({ id: e.lastEventId, data: e.data });
     window.ssekit.events.push({ id: e.lastEventId, data: e.data, type: e.type });
     let reason = e.data;
-    try { reason = JSON.parse(e.data).reason || e.data; } catch (_) {}
-    notice.textContent = 'Some messages could not be replayed (' + reason + '); the feed continues from here.';
+    let where = '';
+    try {
+      const reset = JSON.parse(e.data);
+      reason = reset.reason || e.data;
+      if (reset.topic) where = ' of ' + reset.topic;
+    } catch (_) {}
+    notice.textContent = 'Some messages' + where + ' could not be replayed (' + reason + '); the feed continues from here.';
     notice.style.display = 'block';
   });
 
@@ -411,7 +457,7 @@ pub(crate) const PAGE: &str = r#"<!doctype html>
     const text = document.getElementById('text');
     const name = document.getElementById('name').value.trim();
     listen(name);
-    const response = await fetch('/publish' + topicQuery, {
+    const response = await fetch('/publish?topic=' + encodeURIComponent(select.value), {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(name ? { event: name, data: text.value } : { data: text.value }),

@@ -2,7 +2,9 @@
 //! arbitrary header bytes and query strings, then `Hub::try_subscribe` and its first
 //! polls on a small hub. No panic; an id that does not name a retained event of
 //! this topic yields a `reset` with the right reason, never a replay; an id
-//! that does name one replays exactly the events after it.
+//! that does name one replays exactly the events after it. Ids of streams of
+//! several topics (`<topic>.<epoch>:<offset>…`, base64url digits) are ids too:
+//! the position of this topic's epoch counts.
 #![no_main]
 
 use std::pin::Pin;
@@ -45,6 +47,57 @@ fn canonical(id: &str) -> Option<(u64, u64)> {
     (format!("{e:x}") == epoch && o.to_string() == offset).then_some((e, o))
 }
 
+const B64: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// A canonical base64url number (no leading zero digit, within a `u64`).
+fn b64(text: &str) -> Option<u64> {
+    if text.is_empty() || (text.len() > 1 && text.starts_with('A')) {
+        return None;
+    }
+    text.chars().try_fold(0u64, |n, c| n.checked_mul(64)?.checked_add(B64.find(c)? as u64))
+}
+
+fn to_b64(mut n: u64) -> String {
+    let mut digits = Vec::new();
+    loop {
+        digits.push(B64.as_bytes()[(n % 64) as usize]);
+        n /= 64;
+        if n == 0 {
+            break;
+        }
+    }
+    digits.reverse();
+    String::from_utf8(digits).unwrap()
+}
+
+/// The positions of an id of a stream of several topics, read without the
+/// crate's parser: `<index>.<epoch>:<offset>` repeated, at most 8 positions.
+fn compound(id: &str) -> Option<Vec<(u64, u64)>> {
+    let mut parts = id.split('.');
+    let index = parts.next()?;
+    if index.is_empty() || index.len() > 3 || !index.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let positions: Vec<(u64, u64)> = parts
+        .map(|position| {
+            let (e, o) = position.split_once(':')?;
+            Some((b64(e)?, b64(o)?))
+        })
+        .collect::<Option<_>>()?;
+    (1..=8).contains(&positions.len()).then_some(positions)
+}
+
+/// The position a single-topic subscription on a log of `epoch` takes from a
+/// client's id: the one of that epoch, else the first (this topic's place);
+/// `None` when the id is no id.
+fn position(id: &str, epoch: u64) -> Option<(u64, u64)> {
+    if let Some(plain) = canonical(id) {
+        return Some(plain);
+    }
+    let positions = compound(id)?;
+    positions.iter().copied().find(|&(e, _)| e == epoch).or(Some(positions[0]))
+}
+
 fuzz_target!(|input: Input| {
     // LastEventId::parse accepts exactly short UTF-8 without CR, LF or NUL.
     let parsed = LastEventId::parse(&input.bytes);
@@ -65,11 +118,16 @@ fuzz_target!(|input: Input| {
     }
     let first = published + 1 - published.min(history as u64);
 
-    let value: Vec<u8> = match input.shape % 4 {
+    let offset = input.offset % (published + 3);
+    let value: Vec<u8> = match input.shape % 6 {
         0 => input.bytes.clone(),
         1 => [format!("{epoch:x}-").into_bytes(), input.bytes.clone()].concat(),
-        2 => [input.bytes.clone(), format!("-{}", input.offset % (published + 3)).into_bytes()].concat(),
-        _ => format!("{epoch:x}-{}", input.offset % (published + 3)).into_bytes(),
+        2 => [input.bytes.clone(), format!("-{offset}").into_bytes()].concat(),
+        3 => format!("{epoch:x}-{offset}").into_bytes(),
+        // An id of a stream of several topics, with this topic's position first
+        // or after another's.
+        4 => format!("1.{}:{}", to_b64(epoch), to_b64(offset)).into_bytes(),
+        _ => [format!("0.{}:{}.", to_b64(epoch ^ 1), to_b64(offset)).into_bytes(), input.bytes.clone()].concat(),
     };
     let mut headers = HeaderMap::new();
     let resume = match HeaderValue::from_bytes(&value) {
@@ -91,7 +149,7 @@ fuzz_target!(|input: Input| {
     let expected: Result<Option<u64>, &str> = match &resume {
         Resume::Live => Ok(None),
         Resume::Invalid(_) => Err("malformed"),
-        Resume::After(id) => match canonical(id.as_str()) {
+        Resume::After(id) => match position(id.as_str(), epoch) {
             None => Err("malformed"),
             Some((e, _)) if e != epoch => Err("epoch"),
             Some((_, o)) if o > published => Err("future"),

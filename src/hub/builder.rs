@@ -35,6 +35,8 @@ pub struct HubBuilder {
     pub(super) max_topics: usize,
     pub(super) max_topic_len: usize,
     pub(super) lag_policy: LagPolicy,
+    pub(super) max_topics_per_subscription: usize,
+    pub(super) max_join_history: usize,
     pub(super) resets: Resets,
     pub(super) backplane: Option<Arc<dyn Backplane>>,
 }
@@ -42,8 +44,10 @@ pub struct HubBuilder {
 impl HubBuilder {
     /// The defaults: 1 024 events and 4 MiB per topic, no age limit, 10 000
     /// topics of names up to 256 bytes, idle topics kept one hour,
-    /// [`LagPolicy::Reset`], reset events named `reset` with data
-    /// `{"reason":"<reason>"}`, no backplane.
+    /// [`LagPolicy::Reset`], up to 8 topics per subscription and 100 events of
+    /// history on joining, reset events named `reset` with data
+    /// `{"reason":"<reason>"}` (`{"topic":"<topic>","reason":"<reason>"}` in a
+    /// stream of several topics), no backplane.
     pub fn new() -> Self {
         Self {
             limits: Limits { max_events: 1024, max_bytes: 4 << 20, max_age: None },
@@ -51,6 +55,8 @@ impl HubBuilder {
             max_topics: 10_000,
             max_topic_len: 256,
             lag_policy: LagPolicy::default(),
+            max_topics_per_subscription: 8,
+            max_join_history: 100,
             resets: Resets::new(),
             backplane: None,
         }
@@ -129,6 +135,31 @@ impl HubBuilder {
         self
     }
 
+    /// Topics one subscription may follow at most
+    /// ([`Hub::subscribe_many`]); more is refused ([`SubscribeError::Topics`]).
+    ///
+    /// A stream of several topics sends ids that hold every topic's position,
+    /// about 13 bytes per topic: 105 bytes for 8 topics with offsets up to 10⁹.
+    /// Browsers send the id back as is on every reconnect, and send a
+    /// cross-origin request whose `Last-Event-ID` is over 128 bytes only after a
+    /// CORS preflight; past [`LastEventId::MAX_LEN`](crate::LastEventId::MAX_LEN)
+    /// (256 bytes, about 19 topics) the id is not read at all and every topic
+    /// gets a `reset` (`malformed`). Keep it at 8 unless you know your clients.
+    ///
+    /// [`SubscribeError::Topics`]: super::SubscribeError::Topics
+    pub fn max_topics_per_subscription(&mut self, topics: usize) -> &mut Self {
+        self.max_topics_per_subscription = topics.max(1);
+        self
+    }
+
+    /// The most events of each topic a new subscriber may ask to get first
+    /// ([`Hub::subscribe_many`]'s `history`); it gets at most what the topic
+    /// retains, too.
+    pub fn max_join_history(&mut self, events: usize) -> &mut Self {
+        self.max_join_history = events;
+        self
+    }
+
     /// The event type of reset events. A name that could not be sent (CR or LF)
     /// is refused by [`HubBuilder::try_build`].
     pub fn reset_event(&mut self, name: impl Into<String>) -> &mut Self {
@@ -195,6 +226,8 @@ impl fmt::Debug for HubBuilder {
             .field("max_topics", &self.max_topics)
             .field("max_topic_len", &self.max_topic_len)
             .field("lag_policy", &self.lag_policy)
+            .field("max_topics_per_subscription", &self.max_topics_per_subscription)
+            .field("max_join_history", &self.max_join_history)
             .field("reset_event", &self.resets.event)
             .field("backplane", &self.backplane)
             .finish()

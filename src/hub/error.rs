@@ -58,7 +58,8 @@ pub enum PublishError {
     #[error("hub is closed")]
     Closed,
     /// The hub publishes through a backplane, which takes a round trip: use
-    /// [`Hub::publish`](crate::Hub::publish) and await it. Nothing was sent.
+    /// [`Hub::publish`](crate::Hub::publish) and await it. Nothing was sent;
+    /// trying again without awaiting never succeeds on this hub.
     #[error("this hub publishes through a backplane: await `Hub::publish` instead")]
     WouldBlock,
     /// The backplane did not confirm the append; its error says whether the
@@ -92,6 +93,15 @@ pub enum SubscribeError {
     /// The hub is closed.
     #[error("hub is closed")]
     Closed,
+    /// No topic, or more than a subscription may follow
+    /// ([`HubBuilder::max_topics_per_subscription`](crate::HubBuilder::max_topics_per_subscription)).
+    #[error("a subscription follows 1..={max} topics, not {count}")]
+    Topics {
+        /// Topics asked for (duplicates removed).
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl SubscribeError {
@@ -123,7 +133,7 @@ impl SubscribeError {
 #[non_exhaustive]
 pub enum BuildError {
     /// The reset event's name could not be sent (it has CR or LF).
-    #[error("reset event name: {0}")]
+    #[error("the reset event's name cannot be sent")]
     ResetEvent(#[source] EventError),
     /// The backplane refused to feed this hub (it already feeds another).
     #[error("backplane refused the hub")]

@@ -71,6 +71,14 @@ impl EventId {
     }
 }
 
+impl EventId {
+    /// The length of the text form.
+    pub(crate) fn text_len(&self) -> usize {
+        let hex_digits = (64 - self.epoch.leading_zeros() as usize).div_ceil(4).max(1);
+        hex_digits + 1 + crate::wire::encode::decimal_len(self.offset)
+    }
+}
+
 impl fmt::Display for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:x}-{}", self.epoch, self.offset)
@@ -117,6 +125,7 @@ mod tests {
             id.write(&mut buf);
             assert_eq!(&buf[..], id.to_string().as_bytes());
             assert!(buf.len() <= EventId::MAX_LEN);
+            assert_eq!(id.text_len(), buf.len());
             assert_eq!(id.to_string().parse::<EventId>(), Ok(id));
         }
         for bad in ["", "-", "1-", "-1", "01-1", "1-01", "A-1", "1-1-1", "1-18446744073709551616", "1- 1", "g-1"] {

@@ -57,20 +57,23 @@
 //! appended; `wakers`, `recent` and `sync` make delivery cheap; `metrics`
 //! counts; [`backplane`] is the door to shared logs.
 //!
-//! The hub imports the wire format only; the stream and the adapters build on it.
+//! The hub imports the wire format and the two leaves it shares with the
+//! stream (`shutdown`, `random`); the stream and the adapters build on it.
 
 pub mod backplane;
 mod body;
 mod builder;
+mod compound_id;
+mod cursor;
 mod error;
 mod event_id;
-pub(crate) mod log;
+mod log;
 #[cfg(all(test, ssekit_loom))]
 mod loom;
 mod metrics;
 mod recent;
 mod reset;
-pub(crate) mod subscription;
+mod subscription;
 mod sync;
 mod topic;
 mod topics;
@@ -90,6 +93,8 @@ pub use event_id::{EventId, EventIdError};
 pub use metrics::HubMetrics;
 pub use reset::{LagPolicy, ResetReason};
 pub use subscription::Subscription;
+
+pub(crate) use log::MAX_BATCH;
 
 use backplane::Feed;
 use body::{ID_TAIL, event_body, frame_body, seal};
@@ -132,9 +137,9 @@ pub struct Hub {
 
 /// What every handle of one hub shares.
 pub(crate) struct Shared {
-    pub(crate) registry: Registry,
+    registry: Registry,
     config: HubBuilder,
-    pub(crate) shutdown: Shutdown,
+    shutdown: Shutdown,
     final_frame: OnceLock<Bytes>,
     counters: Counters,
 }
@@ -337,12 +342,7 @@ impl Hub {
     /// # Ok(()) }
     /// ```
     pub async fn subscribe(&self, topic: &str, resume: impl Into<Resume>) -> Result<Subscription, SubscribeError> {
-        let mut subscription = self.try_subscribe(topic, resume)?;
-        if let Some(backplane) = &self.shared.config.backplane {
-            // Past the timeout the subscription starts once the topic is loaded.
-            let _ = tokio::time::timeout(backplane.load_timeout(), subscription.started()).await;
-        }
-        Ok(subscription)
+        self.subscribe_many(&[topic], resume, 0).await
     }
 
     /// [`Hub::subscribe`] without waiting, for code that cannot `.await`. On a
@@ -362,7 +362,82 @@ impl Hub {
     /// # Ok::<(), ssekit::SubscribeError>(())
     /// ```
     pub fn try_subscribe(&self, topic: &str, resume: impl Into<Resume>) -> Result<Subscription, SubscribeError> {
-        Subscription::new(self.shared.clone(), topic, resume.into())
+        Subscription::new(self.shared.clone(), &[topic], resume.into(), 0)
+    }
+
+    /// Follows several topics on one stream (and one connection), as
+    /// [`Hub::subscribe`] follows one; `history`: a new subscriber (no client
+    /// id) first gets the last `history` retained events of each topic, at most
+    /// [`HubBuilder::max_join_history`].
+    ///
+    /// Duplicates in `topics` are removed. Each topic's events come in their
+    /// publish order; topics take turns. The stream's ids hold the client's
+    /// position in every topic, so one `Last-Event-ID` resumes each topic
+    /// exactly; a topic that cannot be resumed (evicted, another epoch) gets a
+    /// `reset` of its own, whose data names it, and the others resume. How a
+    /// client tells which topic an event is of: see [`Subscription`]. With one
+    /// topic it is [`Hub::subscribe`] with history.
+    ///
+    /// # Errors
+    ///
+    /// As [`Hub::subscribe`], for any of the topics (then it follows none), and
+    /// [`SubscribeError::Topics`] for no topic or more than
+    /// [`HubBuilder::max_topics_per_subscription`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use futures_util::StreamExt;
+    /// use ssekit::{Decoder, Event, Hub, LastEventId, Resume};
+    ///
+    /// let hub = Hub::new();
+    /// hub.publish("chat", Event::new().data("earlier")).await?;
+    /// // A new page: the last 10 events of each topic, then live.
+    /// let mut stream = hub.subscribe_many(&["alerts", "chat"], Resume::Live, 10).await?;
+    /// let mut decoder = Decoder::new();
+    /// let mut events = Vec::new();
+    /// while events.is_empty() {
+    ///     events = decoder.feed(&stream.next().await.unwrap())?;
+    /// }
+    /// let event = events.remove(0);
+    /// assert_eq!(event.data, "earlier");
+    /// assert!(event.last_event_id.starts_with("1."), "an event of the second topic");
+    ///
+    /// // The page reconnects with that id: each topic continues where it was.
+    /// hub.publish("alerts", Event::new().data("new")).await?;
+    /// let resume = Resume::from(LastEventId::parse(event.last_event_id.as_bytes())?);
+    /// let mut again = hub.subscribe_many(&["alerts", "chat"], resume, 10).await?;
+    /// let body = again.next().await.unwrap();
+    /// assert!(body.starts_with(b"data: new\n"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn subscribe_many<T: AsRef<str>>(
+        &self,
+        topics: &[T],
+        resume: impl Into<Resume>,
+        history: usize,
+    ) -> Result<Subscription, SubscribeError> {
+        let mut subscription = self.try_subscribe_many(topics, resume, history)?;
+        if let Some(backplane) = &self.shared.config.backplane {
+            // Past the timeout each topic starts once it is loaded.
+            let _ = tokio::time::timeout(backplane.load_timeout(), subscription.started()).await;
+        }
+        Ok(subscription)
+    }
+
+    /// [`Hub::subscribe_many`] without waiting, as [`Hub::try_subscribe`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Hub::subscribe_many`].
+    pub fn try_subscribe_many<T: AsRef<str>>(
+        &self,
+        topics: &[T],
+        resume: impl Into<Resume>,
+        history: usize,
+    ) -> Result<Subscription, SubscribeError> {
+        Subscription::new(self.shared.clone(), topics, resume.into(), history)
     }
 
     /// Subscriptions open now on `topic` (on this node).
@@ -489,12 +564,5 @@ impl Shared {
         for topic in self.registry.all() {
             topic.wake();
         }
-    }
-
-    /// The `reset` frame for a subscriber of `topic` that continues after
-    /// `after`, counted.
-    fn reset_frame(&self, topic: &Topic, reason: ResetReason, after: EventId) -> Bytes {
-        self.counters.reset(reason);
-        self.config.resets.frame(&topic.name, reason, after)
     }
 }

@@ -31,13 +31,15 @@ const MAX_CHUNK: usize = 64 * 1024;
 /// this thread's already.)
 const MAX_COPY: usize = 2 * 1024;
 
-/// Where a chunk was read from: topic, version of its state, epoch and offset.
+/// Where a chunk was read from: topic, version of its state, epoch and offset,
+/// and whether it was read one frame at a time (for a stream of several topics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Place {
     pub(crate) topic: u64,
     pub(crate) version: u64,
     pub(crate) epoch: u64,
     pub(crate) cursor: u64,
+    pub(crate) one_frame: bool,
 }
 
 /// A chunk read at a place: the frames, the offset after them, and whether
@@ -81,7 +83,7 @@ mod tests {
 
     #[test]
     fn only_the_same_place_hits_and_large_chunks_are_not_kept() {
-        let place = Place { topic: 1, version: 2, epoch: 3, cursor: 4 };
+        let place = Place { topic: 1, version: 2, epoch: 3, cursor: 4, one_frame: false };
         let frames = Bytes::from_static(b"data: x\n\n");
         let chunk = put(place, Chunk { frames: frames.clone(), next: 5, caught_up: true });
         assert_eq!(chunk.frames, frames);
@@ -93,6 +95,7 @@ mod tests {
             Place { version: 9, ..place },
             Place { epoch: 9, ..place },
             Place { cursor: 9, ..place },
+            Place { one_frame: true, ..place },
         ] {
             assert!(get(other).is_none(), "{other:?}");
         }

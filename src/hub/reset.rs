@@ -5,7 +5,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::body::{ID_TAIL, seal};
 use super::event_id::EventId;
@@ -74,17 +74,19 @@ type ResetData = Arc<dyn Fn(&str, ResetReason) -> String + Send + Sync>;
 #[derive(Clone)]
 pub(crate) struct Resets {
     pub(crate) event: String,
-    data: ResetData,
+    /// The application's data; `None`: `{"reason":"<reason>"}`, with
+    /// `"topic":"<topic>"` first in a stream of several topics.
+    data: Option<ResetData>,
 }
 
 impl Resets {
-    /// Events named `reset` with data `{"reason":"<reason>"}`.
+    /// Events named `reset` with the default data.
     pub(crate) fn new() -> Self {
-        Self { event: "reset".to_owned(), data: Arc::new(|_, reason| format!(r#"{{"reason":"{reason}"}}"#)) }
+        Self { event: "reset".to_owned(), data: None }
     }
 
     pub(crate) fn set_data(&mut self, data: impl Fn(&str, ResetReason) -> String + Send + Sync + 'static) {
-        self.data = Arc::new(data);
+        self.data = Some(Arc::new(data));
     }
 
     /// Whether the event name can be sent.
@@ -92,17 +94,56 @@ impl Resets {
         Event::new().event(self.event.as_str()).validate()
     }
 
-    /// The `reset` frame for a subscriber of `topic` that continues after `after`.
+    /// The `reset` frame for a subscriber of `topic` alone that continues after `after`.
     pub(crate) fn frame(&self, topic: &str, reason: ResetReason, after: EventId) -> Bytes {
+        seal(self.body(topic, reason, false), after)
+    }
+
+    /// The `reset` event for a subscriber of `topic`, without its id line (in
+    /// a stream of several topics when `several`), with room for a hub's id.
+    pub(crate) fn body(&self, topic: &str, reason: ResetReason, several: bool) -> BytesMut {
+        let data = match &self.data {
+            Some(data) => data(topic, reason),
+            None if several => format!(r#"{{"topic":{},"reason":"{reason}"}}"#, json_string(topic)),
+            None => format!(r#"{{"reason":"{reason}"}}"#),
+        };
         // The name was checked when the hub was built ([`Resets::check`]); data
         // breaks no wire rule.
-        let event = Event::new().event(self.event.as_str()).data((self.data)(topic, reason));
-        seal(event.encode_body(ID_TAIL), after)
+        Event::new().event(self.event.as_str()).data(data).encode_body(ID_TAIL)
     }
 }
 
 impl fmt::Debug for Resets {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Resets").field("event", &self.event).finish_non_exhaustive()
+    }
+}
+
+/// `text` as a JSON string: quoted, with quotes, backslashes and control
+/// characters escaped (topic names are the application's or a client's text).
+fn json_string(text: &str) -> String {
+    use std::fmt::Write;
+    let mut json = String::with_capacity(text.len() + 2);
+    json.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => json.push_str("\\\""),
+            '\\' => json.push_str("\\\\"),
+            c if c < ' ' => {
+                let _ = write!(json, "\\u{:04x}", c as u32);
+            }
+            c => json.push(c),
+        }
+    }
+    json.push('"');
+    json
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn topics_are_quoted_as_json() {
+        assert_eq!(super::json_string("a\"b\\c\nd"), r#""a\"b\\c\u000ad""#);
+        assert_eq!(super::json_string("plain"), r#""plain""#);
     }
 }

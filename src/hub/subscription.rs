@@ -1,4 +1,5 @@
-//! [`Subscription`]: one subscriber's cursor into a topic's log.
+//! [`Subscription`]: one subscriber's stream of one or several topics, a
+//! [`Cursor`] into each topic's log.
 
 use std::fmt;
 use std::pin::Pin;
@@ -6,29 +7,41 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 
 use super::Shared;
+use super::compound_id;
+use super::cursor::{Begin, Cursor, Start, Step};
 use super::error::SubscribeError;
 use super::event_id::EventId;
-use super::log::{Log, MAX_BATCH, Read};
 use super::metrics::Disconnect;
-use super::recent::{self, Chunk, Place};
 use super::reset::{LagPolicy, ResetReason};
-use super::topic::{State, Topic};
-use super::wakers::Registration;
+use super::topic::Topic;
+use crate::wire::encode::{id_tail_len, put_id_tail};
 use crate::wire::last_event_id::Resume;
 
 pin_project_lite::pin_project! {
-    /// One subscriber of a topic: a [`Stream`] of byte chunks to write to its
-    /// connection, each one or more complete event frames.
+    /// One subscriber of one or several topics: a [`Stream`] of byte chunks to
+    /// write to its connection, each one or more complete event frames.
     ///
-    /// It yields, in order: a `reset` frame if the resume was impossible, the
-    /// replayed events, then live events as they are published (several ready
-    /// frames in one chunk). It ends when the hub closes (after the hub's final
-    /// event, if any) or, under [`LagPolicy::Disconnect`], when it falls behind.
-    /// Dropping it unsubscribes at once.
+    /// For each topic it yields, in order: a `reset` frame if the resume was
+    /// impossible, the replayed events (or, for a new subscriber that asked for
+    /// them, the recent ones), then live events as they are published (several
+    /// ready frames in one chunk). Several topics take turns. It ends when the
+    /// hub closes (after the hub's final event, if any) or, under
+    /// [`LagPolicy::Disconnect`], when it falls behind. Dropping it unsubscribes
+    /// at once.
+    ///
+    /// ## Several topics
+    ///
+    /// A subscription to several topics ([`Hub::subscribe_many`](crate::Hub::subscribe_many))
+    /// sends each event with an id of its own making, which holds the client's
+    /// position in every topic: one `Last-Event-ID` resumes them all. The id
+    /// starts with the index of the event's topic in the list of topics
+    /// (duplicates removed), then a dot: `2.` is the third topic. Events are
+    /// encoded once and shared as for one topic; only the id line is the
+    /// connection's own (about 13 bytes per topic).
     ///
     /// Wrap it with [`Sse`](crate::Sse) (or use [`Hub::sse`](crate::Hub::sse))
     /// for keep-alive and the retry hint.
@@ -50,40 +63,31 @@ pin_project_lite::pin_project! {
     /// ```
     pub struct Subscription {
         hub: Arc<Shared>,
-        topic: Arc<Topic>,
-        // Where to start, until the topic's log is ready (a topic fed by a
-        // backplane is loaded first).
-        start: Option<Resume>,
-        // The epoch and offset of the next frame to yield.
-        epoch: u64,
-        cursor: u64,
-        // The topic's version at which this subscriber last found nothing new
-        // (`u64::MAX`: not yet); while it holds, the log need not be locked.
-        seen: u64,
+        cursors: Box<[Cursor]>,
+        // The `reset` each cursor owes its client, sent before its next frames.
+        resets: Box<[Option<ResetReason>]>,
+        // The cursor to serve first at the next poll: topics take turns.
+        turn: usize,
+        // A chunk to send before anything else: a `reset` frame, the hub's final
+        // frame, or the id line that ends an event of several topics' stream.
         pending: Option<Bytes>,
         // Why the stream ended, once it has (counted then).
         end: Option<Disconnect>,
         on_close: Option<Box<dyn FnOnce() + Send + Sync>>,
-        // This subscriber's waker in the topic's set, kept from the first poll on
-        // and refreshed before every read of the log, so a publish after the read
-        // always wakes it.
-        registration: Option<Registration>,
     }
 
     impl PinnedDrop for Subscription {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if let Some(registration) = this.registration.take() {
-                this.topic.wakers.unregister(registration);
-            }
             this.hub.counters.subscribers.fetch_sub(1, Relaxed);
             if this.end.is_none() {
                 // Never polled since the hub closed, or dropped by its client.
                 let closed = this.hub.shutdown.is_triggered();
                 this.hub.counters.disconnect(if closed { Disconnect::Closed } else { Disconnect::Client });
             }
-            if this.topic.remove_subscriber() {
-                this.hub.registry.release(this.topic);
+            for cursor in this.cursors.iter_mut() {
+                cursor.unregister();
+                leave(this.hub, &cursor.topic);
             }
             if let Some(on_close) = this.on_close.take() {
                 on_close();
@@ -92,66 +96,142 @@ pin_project_lite::pin_project! {
     }
 }
 
+/// Counts a subscriber of `topic` out, and lets the hub drop the topic if it
+/// was the last.
+fn leave(hub: &Shared, topic: &Topic) {
+    if topic.remove_subscriber() {
+        hub.registry.release(topic);
+    }
+}
+
 impl Subscription {
-    pub(super) fn new(hub: Arc<Shared>, name: &str, resume: Resume) -> Result<Self, SubscribeError> {
+    /// Subscribes to `names` (at least one, duplicates removed), starting as
+    /// `resume` says; a new subscriber gets the last `history` retained events
+    /// of each topic first.
+    pub(super) fn new<T: AsRef<str>>(
+        hub: Arc<Shared>,
+        names: &[T],
+        resume: Resume,
+        history: usize,
+    ) -> Result<Self, SubscribeError> {
         if hub.shutdown.is_triggered() {
             return Err(SubscribeError::Closed);
         }
-        let topic = hub.topic_with(name, Topic::add_subscriber)?;
+        let mut unique: Vec<&str> = Vec::with_capacity(names.len());
+        for name in names {
+            if !unique.contains(&name.as_ref()) {
+                unique.push(name.as_ref());
+            }
+        }
+        let (max, max_history) = (hub.config.max_topics_per_subscription, hub.config.max_join_history);
+        if unique.is_empty() || unique.len() > max {
+            return Err(SubscribeError::Topics { count: unique.len(), max });
+        }
+        let start = |index| match &resume {
+            Resume::Live => Start::Live { history: history.min(max_history) },
+            Resume::Invalid(_) => Start::Malformed,
+            Resume::After(id) => match compound_id::parse(id.as_str(), max) {
+                Some(positions) => Start::After { positions: positions.into(), index },
+                None => Start::Malformed,
+            },
+        };
+        // Every topic or none: a refused one gives back those taken before it.
+        let mut topics = Vec::with_capacity(unique.len());
+        for name in &unique {
+            match hub.topic_with(name, Topic::add_subscriber) {
+                Ok(topic) => topics.push(topic),
+                Err(err) => {
+                    for topic in &topics {
+                        leave(&hub, topic);
+                    }
+                    return Err(err.into());
+                }
+            }
+        }
         hub.counters.subscribers.fetch_add(1, Relaxed);
         let mut subscription = Self {
+            resets: vec![None; topics.len()].into(),
+            cursors: Box::new([]),
             hub,
-            topic,
-            start: Some(resume),
-            epoch: 0,
-            cursor: 1,
-            seen: u64::MAX,
+            turn: 0,
             pending: None,
             end: None,
             on_close: None,
-            registration: None,
         };
-        // Pick the start now when the log is ready, so that "live" means from the
-        // moment of subscribing, not of the first poll.
-        let state = subscription.topic.read();
-        let next = Next::of(&state, &mut subscription.start, subscription.epoch, subscription.cursor);
-        drop(state);
-        if let Next::Start { epoch, cursor, begin } = next {
-            subscription.begin(epoch, cursor, begin);
+        let mut cursors = Vec::with_capacity(topics.len());
+        for (index, topic) in topics.into_iter().enumerate() {
+            // The start is picked now when the log is ready, so that "live" means
+            // from the moment of subscribing, not of the first poll.
+            let (cursor, begun) = Cursor::new(topic, start(index));
+            cursors.push(cursor);
+            if let Some(begin) = begun {
+                subscription.begun(index, begin);
+            }
         }
+        subscription.cursors = cursors.into();
         Ok(subscription)
     }
 
-    /// Waits until the topic's log is loaded and the start is picked (at once on
+    /// Waits until every topic's log is loaded and its start picked (at once on
     /// a hub without a backplane).
     pub(super) async fn started(&mut self) {
         std::future::poll_fn(|cx| {
-            self.topic.wakers.register(&mut self.registration, cx.waker());
-            if self.start.is_none() || self.hub.shutdown.is_triggered() {
+            if self.hub.shutdown.is_triggered() {
                 return Poll::Ready(());
             }
-            let next = Next::of(&self.topic.read(), &mut self.start, self.epoch, self.cursor);
-            match next {
-                Next::Start { epoch, cursor, begin } => {
-                    self.begin(epoch, cursor, begin);
-                    Poll::Ready(())
+            let mut waiting = false;
+            for index in 0..self.cursors.len() {
+                let cursor = &mut self.cursors[index];
+                cursor.register(cx);
+                if let Some(begin) = cursor.try_begin() {
+                    self.begun(index, begin);
                 }
-                _ => Poll::Pending,
+                waiting |= self.cursors[index].waiting();
             }
+            if waiting { Poll::Pending } else { Poll::Ready(()) }
         })
         .await;
     }
 
-    /// Starts at `cursor` of `epoch`, as `begin` says.
-    fn begin(&mut self, epoch: u64, cursor: u64, begin: Begin) {
-        (self.epoch, self.cursor) = (epoch, cursor);
+    /// Counts how the `index`-th cursor began, and owes a reset if it must.
+    fn begun(&mut self, index: usize, begin: Begin) {
         match begin {
             Begin::Live => {}
             Begin::Exact => {
                 self.hub.counters.resumes_exact.fetch_add(1, Relaxed);
             }
-            Begin::Reset(reason) => self.pending = Some(self.hub.reset_frame(&self.topic, reason, self.position())),
+            Begin::Reset(reason) => self.owe_reset(index, reason),
         }
+    }
+
+    fn owe_reset(&mut self, index: usize, reason: ResetReason) {
+        self.hub.counters.reset(reason);
+        self.resets[index] = Some(reason);
+    }
+
+    /// Whether this stream's events carry ids of several topics.
+    fn compound(&self) -> bool {
+        self.cursors.len() > 1
+    }
+
+    /// The end of an event of the `index`-th topic in a stream of several: its
+    /// id line (every topic's position) and the blank line.
+    fn id_tail(&self, index: usize) -> Bytes {
+        let mut tail = BytesMut::with_capacity(id_tail_len(16 * self.cursors.len() + 4));
+        put_id_tail(&mut tail, |buf| compound_id::write(buf, index, self.cursors.iter().map(Cursor::position)));
+        tail.freeze()
+    }
+
+    /// The `reset` frame the `index`-th cursor owes, with the id to resume from.
+    fn reset_frame(&self, index: usize, reason: ResetReason) -> Bytes {
+        let topic = &self.cursors[index].topic.name;
+        let resets = &self.hub.config.resets;
+        if !self.compound() {
+            return resets.frame(topic, reason, self.cursors[index].position());
+        }
+        let mut frame = resets.body(topic, reason, true);
+        frame.extend_from_slice(&self.id_tail(index));
+        frame.freeze()
     }
 
     /// Ends the stream for `reason`, counted once.
@@ -166,6 +246,12 @@ impl Subscription {
     /// client that left.
     pub(crate) fn lifetime_over(&mut self) {
         self.end(Disconnect::Lifetime);
+    }
+
+    /// A chunk taken but not yielded yet (the id line of an event whose body was
+    /// yielded), to send before the stream ends.
+    pub(crate) fn take_held(&mut self) -> Option<Bytes> {
+        self.pending.take()
     }
 
     /// Runs `on_close` when the subscription is dropped: when its client left or
@@ -184,91 +270,29 @@ impl Subscription {
         self
     }
 
-    /// The topic followed.
+    /// The topic followed (the first one, for several topics).
     pub fn topic(&self) -> &str {
-        &self.topic.name
+        &self.cursors[0].topic.name
     }
 
-    /// The id of the last event yielded or skipped by a reset: a client that
-    /// saw everything so far resumes from here.
+    /// The topics followed, in the order of their index in the ids.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let hub = ssekit::Hub::new();
+    /// let subscription = hub.try_subscribe_many(&["b", "a", "b"], ssekit::Resume::Live, 0)?;
+    /// assert_eq!(subscription.topics().collect::<Vec<_>>(), ["b", "a"]);
+    /// # Ok::<(), ssekit::SubscribeError>(())
+    /// ```
+    pub fn topics(&self) -> impl Iterator<Item = &str> {
+        self.cursors.iter().map(|cursor| &*cursor.topic.name)
+    }
+
+    /// The id of the last event yielded or skipped by a reset, in the (first)
+    /// topic: a client that saw everything so far resumes from here.
     pub fn position(&self) -> EventId {
-        EventId::new(self.epoch, self.cursor - 1)
-    }
-}
-
-/// What a subscription does next, decided under the topic's read lock and
-/// carried out after it is released (a reset runs the application's closure).
-enum Next {
-    /// The log is not loaded yet: wait.
-    Wait,
-    /// Start at `cursor` of `epoch`, as `begin` says.
-    Start { epoch: u64, cursor: u64, begin: Begin },
-    /// Frames, the cursor after them, and whether that is the end of the log.
-    Frames(Chunk),
-    /// Nothing new.
-    UpToDate,
-    /// Frames the subscriber had not read are gone; the oldest retained is given.
-    Lagged(u64),
-}
-
-impl Next {
-    fn of(state: &State, start: &mut Option<Resume>, epoch: u64, cursor: u64) -> Self {
-        if !state.ready {
-            return Self::Wait;
-        }
-        if let Some(resume) = start.take() {
-            let (cursor, begin) = self::start(&state.log, state.epoch, resume);
-            return Self::Start { epoch: state.epoch, cursor, begin };
-        }
-        if state.epoch != epoch && epoch == 0 && cursor == 1 {
-            // A fed topic that had no shared log yet got its first one:
-            // nothing was missed, so follow it without a reset.
-            return Self::Start { epoch: state.epoch, cursor, begin: Begin::Live };
-        }
-        if state.epoch != epoch {
-            // The shared log was replaced (a flushed Redis): continue in the new one.
-            let first = state.log.first();
-            return Self::Start { epoch: state.epoch, cursor: first, begin: Begin::Reset(ResetReason::UnknownEpoch) };
-        }
-        match state.log.read(cursor, MAX_BATCH) {
-            Read::Frames(frames, next) => Self::Frames(Chunk { frames, next, caught_up: next == state.log.next() }),
-            Read::UpToDate => Self::UpToDate,
-            // Continue after the events older than the age limit too, as a resume would.
-            Read::Evicted(_) => Self::Lagged(state.log.first_fresh()),
-        }
-    }
-}
-
-/// How a subscription begins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Begin {
-    /// With live events (or, for a fed topic, with the first shared log).
-    Live,
-    /// With the events after the client's id: an exact resume.
-    Exact,
-    /// With a `reset` event, then live events.
-    Reset(ResetReason),
-}
-
-/// Where a subscription starts in `log`, and how.
-fn start(log: &Log, epoch: u64, resume: Resume) -> (u64, Begin) {
-    let live = log.next();
-    let id = match resume {
-        Resume::Live => return (live, Begin::Live),
-        Resume::Invalid(_) => return (live, Begin::Reset(ResetReason::Malformed)),
-        Resume::After(id) => match id.as_str().parse::<EventId>() {
-            Ok(id) => id,
-            Err(_) => return (live, Begin::Reset(ResetReason::Malformed)),
-        },
-    };
-    if id.epoch() != epoch {
-        (live, Begin::Reset(ResetReason::UnknownEpoch))
-    } else if id.offset() >= live {
-        (live, Begin::Reset(ResetReason::Future))
-    } else if id.offset() + 1 < log.first_fresh() {
-        (live, Begin::Reset(ResetReason::Evicted))
-    } else {
-        (id.offset() + 1, Begin::Exact)
+        self.cursors[0].position()
     }
 }
 
@@ -279,10 +303,13 @@ impl Stream for Subscription {
         // No field is pinned: the subscription is `Unpin`.
         let this = self.get_mut();
         // Before anything that may find nothing to do: see `Wakers::register`.
-        this.topic.wakers.register(&mut this.registration, cx.waker());
-        loop {
-            if let Some(frame) = this.pending.take() {
-                return Poll::Ready(Some(frame));
+        for cursor in this.cursors.iter_mut() {
+            cursor.register(cx);
+        }
+        let compound = this.compound();
+        'poll: loop {
+            if let Some(chunk) = this.pending.take() {
+                return Poll::Ready(Some(chunk));
             }
             if this.end.is_some() {
                 return Poll::Ready(None);
@@ -292,38 +319,44 @@ impl Stream for Subscription {
                 this.pending = this.hub.final_frame.get().cloned();
                 continue;
             }
-            let version = this.topic.version();
-            let place = Place { topic: this.topic.id, version, epoch: this.epoch, cursor: this.cursor };
-            let next = if version == this.seen {
-                Next::UpToDate
-            } else if let Some(chunk) = this.start.is_none().then(|| recent::get(place)).flatten() {
-                Next::Frames(chunk)
-            } else {
-                let next = Next::of(&this.topic.read(), &mut this.start, this.epoch, this.cursor);
-                match next {
-                    Next::Frames(chunk) => Next::Frames(recent::put(place, chunk)),
-                    next => next,
+            // Each topic in turn, until one has something or all are idle.
+            let mut idle = 0;
+            while idle < this.cursors.len() {
+                let index = this.turn;
+                if let Some(reason) = this.resets[index].take() {
+                    return Poll::Ready(Some(this.reset_frame(index, reason)));
                 }
-            };
-            match next {
-                Next::Frames(Chunk { frames, next, caught_up }) => {
-                    this.cursor = next;
-                    if caught_up {
-                        this.seen = version;
+                match this.cursors[index].step(compound) {
+                    Step::Began(begin) => this.begun(index, begin),
+                    Step::Frames(frames) => {
+                        this.turn = (index + 1) % this.cursors.len();
+                        if !compound {
+                            return Poll::Ready(Some(frames));
+                        }
+                        // One frame: its body is shared; its id line is this
+                        // stream's own.
+                        let own = this.cursors[index].position().text_len();
+                        let body = frames.slice(..frames.len() - id_tail_len(own));
+                        this.pending = Some(this.id_tail(index));
+                        return Poll::Ready(Some(body));
                     }
-                    return Poll::Ready(Some(frames));
+                    Step::Lagged(first) => match this.hub.config.lag_policy {
+                        LagPolicy::Reset => {
+                            this.cursors[index].skip_to(first);
+                            this.owe_reset(index, ResetReason::Lagged);
+                        }
+                        LagPolicy::Disconnect => {
+                            this.end(Disconnect::Lagged);
+                            continue 'poll;
+                        }
+                    },
+                    Step::Idle => {
+                        idle += 1;
+                        this.turn = (index + 1) % this.cursors.len();
+                    }
                 }
-                Next::Start { epoch, cursor, begin } => this.begin(epoch, cursor, begin),
-                Next::Lagged(first) => match this.hub.config.lag_policy {
-                    LagPolicy::Reset => this.begin(this.epoch, first, Begin::Reset(ResetReason::Lagged)),
-                    LagPolicy::Disconnect => this.end(Disconnect::Lagged),
-                },
-                Next::UpToDate => {
-                    this.seen = version;
-                    return Poll::Pending;
-                }
-                Next::Wait => return Poll::Pending,
             }
+            return Poll::Pending;
         }
     }
 }
@@ -331,7 +364,7 @@ impl Stream for Subscription {
 impl fmt::Debug for Subscription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscription")
-            .field("topic", &self.topic.name)
+            .field("topics", &self.topics().collect::<Vec<_>>())
             .field("position", &self.position())
             .field("end", &self.end)
             .finish_non_exhaustive()

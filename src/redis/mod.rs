@@ -259,9 +259,10 @@ impl fmt::Debug for RedisBackplane {
     }
 }
 
-/// Redis could not be reached or answered with an error.
+/// Redis could not be reached or answered with an error (its `source()` says
+/// which).
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("redis")]
+#[error("redis connection or command failed")]
 pub struct RedisError {
     #[source]
     source: redis::RedisError,

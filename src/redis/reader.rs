@@ -139,6 +139,11 @@ impl Reader {
         let mut dirty: BTreeMap<Arc<str>, bool> = feed.topics().into_iter().map(|t| (t, true)).collect();
         let mut resync = tokio::time::interval_at(Instant::now() + self.resync_interval, self.resync_interval);
         loop {
+            if feed.is_closed() {
+                // The hub closed, or was dropped while a handle of this backplane
+                // lives on: nothing to feed any more.
+                return Ok(());
+            }
             let wanted = std::mem::take(&mut *link.wanted.lock().unwrap_or_else(|e| e.into_inner()));
             dirty.extend(wanted.into_iter().map(|t| (t, true)));
             link.status.pending.store(dirty.len() as u64, Relaxed);

@@ -31,8 +31,7 @@ use tokio::time::{Instant, Sleep};
 pub use config::SseConfig;
 pub use source::{Events, IntoFrame, NoEvents, Source};
 
-use crate::hub::subscription::Subscription;
-use crate::hub::{BoxError, Hub, SubscribeError};
+use crate::hub::{BoxError, Hub, SubscribeError, Subscription};
 use crate::shutdown::Shutdown;
 use crate::wire::encode::{KEEP_ALIVE, retry_frame};
 use crate::wire::last_event_id::Resume;
@@ -94,7 +93,7 @@ where
 {
     /// The SSE stream of any stream of events, frames, or results of them.
     ///
-    /// # Errors
+    /// # A bad item
     ///
     /// An item that is an error, or an event that cannot be encoded (a line
     /// break in its name or id, say), ends the stream after the frames before
@@ -164,6 +163,30 @@ impl Hub {
     /// ```
     pub async fn sse(&self, topic: &str, resume: impl Into<Resume>) -> Result<Sse<Subscription>, SubscribeError> {
         Ok(Sse::from_subscription(self.subscribe(topic, resume).await?))
+    }
+
+    /// [`Hub::subscribe_many`] as the response stream of one connection: several
+    /// topics, one resumable id, and history for a new client.
+    ///
+    /// # Errors
+    ///
+    /// As [`Hub::subscribe_many`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), ssekit::SubscribeError> {
+    /// let hub = ssekit::Hub::new();
+    /// let stream = hub.sse_many(&["alerts", "chat"], ssekit::Resume::Live, 20).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn sse_many<T: AsRef<str>>(
+        &self,
+        topics: &[T],
+        resume: impl Into<Resume>,
+        history: usize,
+    ) -> Result<Sse<Subscription>, SubscribeError> {
+        Ok(Sse::from_subscription(self.subscribe_many(topics, resume, history).await?))
     }
 }
 

@@ -9,9 +9,7 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 
-use crate::hub::BoxError;
-use crate::hub::log::MAX_BATCH;
-use crate::hub::subscription::Subscription;
+use crate::hub::{BoxError, MAX_BATCH, Subscription};
 use crate::wire::event::Event;
 use crate::wire::frame::Frame;
 
@@ -78,6 +76,10 @@ impl Source for Subscription {
 
     fn lifetime_over(self: Pin<&mut Self>) {
         self.get_mut().lifetime_over();
+    }
+
+    fn take_held(self: Pin<&mut Self>) -> Option<Bytes> {
+        self.get_mut().take_held()
     }
 }
 

@@ -69,6 +69,69 @@ pub(crate) async fn check_resume(demo: &Demo) {
     assert_eq!((next.data.as_str(), next.last_event_id.as_str()), ("e8", live.as_str()));
 }
 
+/// `GET /events?topic=A&topic=B…`: one stream of several topics, each event's
+/// id naming its topic by index; one `Last-Event-ID` resumes every topic
+/// exactly; an evicted topic gets one `reset` that names it while the others
+/// resume; `history=N` for a new client; over 8 topics a `400`.
+pub(crate) async fn check_several_topics(demo: &Demo) {
+    let query = "topic=x&topic=y&topic=z";
+    let mut sse = events(demo.addr, query, &[]).await;
+    sse.assert_sse_headers();
+    let mut last = String::new();
+    for (n, topic) in ["x", "y", "z", "y"].iter().enumerate() {
+        demo.publish(topic, &format!("{topic}{n}")).await;
+        let event = sse.next_event().await;
+        assert_eq!(event.data, format!("{topic}{n}"));
+        let index = ["x", "y", "z"].iter().position(|t| t == topic).unwrap();
+        assert!(event.last_event_id.starts_with(&format!("{index}.")), "{} names {topic}", event.last_event_id);
+        last = event.last_event_id;
+    }
+    assert!(last.len() <= 50, "a short id: {last}");
+    drop(sse);
+
+    // Missed while away: x twice, z once. The history is 4 per topic, so y,
+    // with 5 more, is evicted: one reset names it, the others resume exactly.
+    demo.publish("x", "x-missed-1").await;
+    demo.publish("x", "x-missed-2").await;
+    demo.publish("z", "z-missed").await;
+    for n in 0..5 {
+        demo.publish("y", &format!("y-gone-{n}")).await;
+    }
+    let mut sse = events(demo.addr, query, &[("last-event-id", &last)]).await;
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let event = sse.next_event().await;
+        got.push((event.event, event.data));
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("message".to_owned(), "x-missed-1".to_owned()),
+            ("message".to_owned(), "x-missed-2".to_owned()),
+            ("message".to_owned(), "z-missed".to_owned()),
+            ("reset".to_owned(), r#"{"topic":"y","reason":"evicted"}"#.to_owned()),
+        ]
+    );
+    drop(sse);
+
+    // A new client asks for history: the last 2 of each topic first.
+    let mut sse = events(demo.addr, "topic=x&topic=z&history=2", &[]).await;
+    let mut recent = Vec::new();
+    for _ in 0..4 {
+        recent.push(sse.next_event().await.data);
+    }
+    recent.sort();
+    assert_eq!(recent, ["x-missed-1", "x-missed-2", "z2", "z-missed"]);
+    drop(sse);
+
+    // Over the limit of 8 topics: refused whole, as a client error.
+    let nine: Vec<String> = (0..9).map(|n| format!("topic=t{n}")).collect();
+    let (status, reply) = get_json(demo.addr, &format!("/events?{}", nine.join("&"))).await;
+    assert_eq!(status, 400, "{reply}");
+    assert!(reply["error"].as_str().is_some_and(|error| error.contains('8')), "{reply}");
+}
+
 /// How a server notices that a client closed its connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Detect {
@@ -225,6 +288,13 @@ macro_rules! contract_tests {
         async fn resume_replays_missed_events_or_resets() {
             let demo = start();
             support::checks::check_resume(&demo).await;
+            demo.shutdown().await;
+        }
+
+        #[$test]
+        async fn several_topics_on_one_stream() {
+            let demo = start();
+            support::checks::check_several_topics(&demo).await;
             demo.shutdown().await;
         }
 

@@ -56,6 +56,8 @@ impl DemoApp {
 
     /// `<target>/<profile>/examples/<example>`, beside the `deps` folder that
     /// holds this test binary; panics, saying how to build it, when it is missing.
+    /// (`cargo test --test NAME` alone does not rebuild the examples: run the
+    /// whole `cargo test --all-features` after changing one.)
     fn binary(self) -> PathBuf {
         let (example, feature) = self.example();
         let test = std::env::current_exe().expect("the test binary's path");
