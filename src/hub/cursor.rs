@@ -111,7 +111,7 @@ impl Cursor {
 
     /// Picks the start if it is still to be picked and the log is ready.
     pub(crate) fn try_begin(&mut self) -> Option<Begin> {
-        if self.start.is_none() {
+        if !self.waiting() {
             return None;
         }
         let Self { topic, start, epoch, next, .. } = self;

@@ -23,13 +23,16 @@ struct SharedLog {
 
 const EPOCH: u64 = 0x8000_0042;
 
+/// Makes the error an append answers with.
+type Failure = fn() -> BackplaneError;
+
 /// One node's handle on the shared log.
 #[derive(Debug, Clone)]
 struct Node {
     log: Arc<SharedLog>,
     feed: Arc<Mutex<Option<Feed>>>,
     /// What the next append answers instead of appending.
-    fail: Arc<Mutex<Option<fn() -> BackplaneError>>>,
+    fail: Arc<Mutex<Option<Failure>>>,
     closed: Arc<AtomicBool>,
 }
 
