@@ -4,7 +4,9 @@
 //! Run with `cargo bench -p ssekit-bench --bench delivery`. Side by side:
 //!
 //! - `subscription`: a hub [`Subscription`] polled directly;
-//! - `hub_sse`: the stream of [`Hub::sse`] (keep-alive on), what a framework adapter polls.
+//! - `hub_sse`: the stream of [`Hub::sse`] (keep-alive on), what a framework adapter polls;
+//! - `hub_sse_4_topics`: the same for a subscriber of 4 topics on one stream
+//!   ([`Hub::subscribe_many`]), the event published to one of them.
 //!
 //! The difference is what the per-connection stream adds to a delivery. For counts that do
 //! not depend on the machine's noise, run one kind for a number of rounds under callgrind,
@@ -79,6 +81,11 @@ fn hub_sse(hub: &Hub) -> Pin<Box<ssekit::Sse<ssekit::Subscription>>> {
     Box::pin(Sse::from_subscription(hub.try_subscribe("t", Resume::Live).expect("subscribe")))
 }
 
+fn hub_sse_4_topics(hub: &Hub) -> Pin<Box<ssekit::Sse<ssekit::Subscription>>> {
+    let topics = ["t", "other-1", "other-2", "other-3"];
+    Box::pin(Sse::from_subscription(hub.try_subscribe_many(&topics, Resume::Live, 0).expect("subscribe")))
+}
+
 fn bench<P: Poller>(
     c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     name: &str,
@@ -105,6 +112,7 @@ fn delivery(c: &mut Criterion) {
     group.sample_size(20).measurement_time(Duration::from_secs(3));
     bench(&mut group, "subscription", subscription);
     bench(&mut group, "hub_sse", hub_sse);
+    bench(&mut group, "hub_sse_4_topics", hub_sse_4_topics);
     group.finish();
 }
 
@@ -122,7 +130,11 @@ fn probe(kind: &str, rounds: usize) {
             let (hub, mut subscribers) = setup(hub_sse);
             (0..rounds).for_each(|_| round(&hub, &mut subscribers));
         }
-        other => panic!("DELIVERY_PROBE: unknown kind {other:?} (subscription or hub_sse)"),
+        "hub_sse_4_topics" => {
+            let (hub, mut subscribers) = setup(hub_sse_4_topics);
+            (0..rounds).for_each(|_| round(&hub, &mut subscribers));
+        }
+        other => panic!("DELIVERY_PROBE: unknown kind {other:?} (subscription, hub_sse or hub_sse_4_topics)"),
     }
 }
 

@@ -18,15 +18,98 @@ use super::event_id::EventId;
 
 const DIGITS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
+/// The longest id of a stream of `topics` topics: the index, and per topic a
+/// dot, a colon and two numbers of at most 11 digits.
+pub(crate) const fn max_len(topics: usize) -> usize {
+    20 + topics * 24
+}
+
 /// Writes the id of an event of the `topic`-th topic, the stream standing at
 /// `positions`.
-pub(crate) fn write(buf: &mut BytesMut, topic: usize, positions: impl Iterator<Item = EventId>) {
-    crate::wire::encode::put_decimal(buf, topic as u64);
-    for position in positions {
-        buf.put_u8(b'.');
-        put_digits(buf, position.epoch());
-        buf.put_u8(b':');
-        put_digits(buf, position.offset());
+#[cfg(test)]
+pub(crate) fn write(buf: &mut BytesMut, topic: usize, positions: impl ExactSizeIterator<Item = EventId>) {
+    Ids::default().write(buf, topic, positions);
+}
+
+/// The text of one position, `.<epoch>:<offset>`, kept while the position
+/// holds: a stream of several topics writes an id per event, and one position
+/// changes per event.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    at: EventId,
+    len: u8,
+    text: [u8; ENTRY_MAX],
+}
+
+/// The longest entry: two numbers of at most 11 digits, a dot and a colon.
+const ENTRY_MAX: usize = 24;
+
+impl Entry {
+    fn of(at: EventId) -> Self {
+        let mut entry = Self { at, len: 0, text: [0; ENTRY_MAX] };
+        entry.push(b'.');
+        entry.push_digits(at.epoch());
+        entry.push(b':');
+        entry.push_digits(at.offset());
+        entry
+    }
+
+    fn push(&mut self, byte: u8) {
+        self.text[self.len as usize] = byte;
+        self.len += 1;
+    }
+
+    fn push_digits(&mut self, n: u64) {
+        let mut digits = [0u8; 11];
+        let mut at = digits.len();
+        let mut n = n;
+        loop {
+            at -= 1;
+            digits[at] = DIGITS[(n & 63) as usize];
+            n >>= 6;
+            if n == 0 {
+                break;
+            }
+        }
+        for &digit in &digits[at..] {
+            self.push(digit);
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.text[..self.len as usize]
+    }
+}
+
+/// The ids of one stream of several topics: each position's text, kept until
+/// it moves.
+#[derive(Debug, Default)]
+pub(crate) struct Ids {
+    entries: Vec<Entry>,
+}
+
+impl Ids {
+    /// Writes the id of an event of the `topic`-th topic, the stream standing
+    /// at `positions` (one per topic, always as many).
+    pub(crate) fn write(
+        &mut self,
+        buf: &mut BytesMut,
+        topic: usize,
+        positions: impl ExactSizeIterator<Item = EventId>,
+    ) {
+        let count = positions.len();
+        if self.entries.len() != count {
+            // The first id: an entry per topic, rewritten below.
+            self.entries = vec![Entry::of(EventId::new(0, 0)); count];
+        }
+        buf.reserve(max_len(count));
+        crate::wire::encode::put_decimal(buf, topic as u64);
+        for (entry, at) in self.entries.iter_mut().zip(positions) {
+            if entry.at != at || entry.len == 0 {
+                *entry = Entry::of(at);
+            }
+            buf.put_slice(entry.as_bytes());
+        }
     }
 }
 
@@ -51,21 +134,6 @@ pub(crate) fn parse(id: &str, max: usize) -> Option<Vec<EventId>> {
         positions.push(EventId::new(digits(epoch)?, digits(offset)?));
     }
     Some(positions)
-}
-
-fn put_digits(buf: &mut BytesMut, n: u64) {
-    let mut digits = [0u8; 11];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = DIGITS[(n & 63) as usize];
-        n >>= 6;
-        if n == 0 {
-            break;
-        }
-    }
-    buf.put_slice(&digits[at..]);
 }
 
 /// A number in base64url digits, canonical (no leading zero digit) and within

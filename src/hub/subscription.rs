@@ -5,7 +5,7 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
@@ -40,8 +40,9 @@ pin_project_lite::pin_project! {
     /// position in every topic: one `Last-Event-ID` resumes them all. The id
     /// starts with the index of the event's topic in the list of topics
     /// (duplicates removed), then a dot: `2.` is the third topic. Events are
-    /// encoded once and shared as for one topic; only the id line is the
-    /// connection's own (about 13 bytes per topic).
+    /// encoded once as for one topic; the id line is the connection's own
+    /// (about 13 bytes per topic), written after the shared body, or with a copy
+    /// of a small body (up to 2 KiB) in one chunk.
     ///
     /// Wrap it with [`Sse`](crate::Sse) (or use [`Hub::sse`](crate::Hub::sse))
     /// for keep-alive and the retry hint.
@@ -71,6 +72,14 @@ pin_project_lite::pin_project! {
         // A chunk to send before anything else: a `reset` frame, the hub's final
         // frame, or the id line that ends an event of several topics' stream.
         pending: Option<Bytes>,
+        // Where a stream of several topics writes its chunks: once the last one
+        // was written (dropped), the next reuses its memory instead of allocating.
+        scratch: BytesMut,
+        // The text of each topic's position in that stream's ids, kept while it holds.
+        ids: compound_id::Ids,
+        // The waker every cursor of that stream was last registered with: while
+        // it holds, none needs registering again.
+        registered: Option<Waker>,
         // Why the stream ended, once it has (counted then).
         end: Option<Disconnect>,
         on_close: Option<Box<dyn FnOnce() + Send + Sync>>,
@@ -94,6 +103,19 @@ pin_project_lite::pin_project! {
             }
         }
     }
+}
+
+/// The largest event body of a stream of several topics that is copied into
+/// one chunk with the stream's id line, rather than sent as is and followed by
+/// it: a copy of this size costs less than a second chunk (one more write, one
+/// more poll of the connection's stream), and is what a connection holds at most
+/// while its client does not read.
+const SMALL_BODY: usize = 2 * 1024;
+
+/// Writes the id line of an event of the `index`-th of `cursors`' topics (every
+/// topic's position), and the blank line.
+fn write_id_tail(buf: &mut BytesMut, index: usize, cursors: &[Cursor], ids: &mut compound_id::Ids) {
+    put_id_tail(buf, |buf| ids.write(buf, index, cursors.iter().map(Cursor::position)));
 }
 
 /// Counts a subscriber of `topic` out, and lets the hub drop the topic if it
@@ -155,6 +177,9 @@ impl Subscription {
             hub,
             turn: 0,
             pending: None,
+            scratch: BytesMut::new(),
+            ids: compound_id::Ids::default(),
+            registered: None,
             end: None,
             on_close: None,
         };
@@ -214,23 +239,47 @@ impl Subscription {
         self.cursors.len() > 1
     }
 
-    /// The end of an event of the `index`-th topic in a stream of several: its
-    /// id line (every topic's position) and the blank line.
-    fn id_tail(&self, index: usize) -> Bytes {
-        let mut tail = BytesMut::with_capacity(id_tail_len(16 * self.cursors.len() + 4));
-        put_id_tail(&mut tail, |buf| compound_id::write(buf, index, self.cursors.iter().map(Cursor::position)));
-        tail.freeze()
+    /// Room for the id line of this stream's events, and the blank line.
+    fn id_tail_room(&self) -> usize {
+        id_tail_len(compound_id::max_len(self.cursors.len()))
+    }
+
+    /// Writes the end of an event of the `index`-th topic in a stream of
+    /// several: its id line (every topic's position) and the blank line.
+    fn put_id_tail(&mut self, buf: &mut BytesMut, index: usize) {
+        write_id_tail(buf, index, &self.cursors, &mut self.ids);
+    }
+
+    /// An event of the `index`-th topic, read as `frame` (ending with the id
+    /// line of the topic's log), as this stream sends it: with the stream's own
+    /// id line. A small body is copied into one chunk with it; a larger one is
+    /// sent as is, shared with the log, and the id line after it.
+    fn with_own_id(&mut self, index: usize, frame: Bytes) -> Bytes {
+        let body_len = frame.len() - id_tail_len(self.cursors[index].position().text_len());
+        let room = self.id_tail_room();
+        let Self { cursors, scratch, ids, .. } = self;
+        if body_len <= SMALL_BODY {
+            scratch.reserve(body_len + room);
+            scratch.extend_from_slice(&frame[..body_len]);
+            write_id_tail(scratch, index, cursors, ids);
+            return scratch.split().freeze();
+        }
+        scratch.reserve(room);
+        write_id_tail(scratch, index, cursors, ids);
+        self.pending = Some(scratch.split().freeze());
+        frame.slice(..body_len)
     }
 
     /// The `reset` frame the `index`-th cursor owes, with the id to resume from.
-    fn reset_frame(&self, index: usize, reason: ResetReason) -> Bytes {
+    fn reset_frame(&mut self, index: usize, reason: ResetReason) -> Bytes {
         let topic = &self.cursors[index].topic.name;
         let resets = &self.hub.config.resets;
         if !self.compound() {
             return resets.frame(topic, reason, self.cursors[index].position());
         }
         let mut frame = resets.body(topic, reason, true);
-        frame.extend_from_slice(&self.id_tail(index));
+        frame.reserve(self.id_tail_room());
+        self.put_id_tail(&mut frame, index);
         frame.freeze()
     }
 
@@ -302,57 +351,104 @@ impl Stream for Subscription {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         // No field is pinned: the subscription is `Unpin`.
         let this = self.get_mut();
-        // Before anything that may find nothing to do: see `Wakers::register`.
-        for cursor in this.cursors.iter_mut() {
-            cursor.register(cx);
+        if this.cursors.len() == 1 { this.poll_one(cx) } else { this.poll_several(cx) }
+    }
+}
+
+impl Subscription {
+    /// What every poll checks first: a chunk in hand, the end, the hub closing.
+    fn poll_pending(&mut self) -> Option<Poll<Option<Bytes>>> {
+        if let Some(chunk) = self.pending.take() {
+            return Some(Poll::Ready(Some(chunk)));
         }
-        let compound = this.compound();
+        if self.end.is_some() {
+            return Some(Poll::Ready(None));
+        }
+        if self.hub.shutdown.is_triggered() {
+            self.end(Disconnect::Closed);
+            // The hub's final frame, if any, then the end.
+            return Some(Poll::Ready(self.hub.final_frame.get().cloned()));
+        }
+        None
+    }
+
+    /// A lag of the `index`-th cursor, handled by the hub's policy. Returns
+    /// whether the stream goes on.
+    fn lagged(&mut self, index: usize, first: u64) -> bool {
+        match self.hub.config.lag_policy {
+            LagPolicy::Reset => {
+                self.cursors[index].skip_to(first);
+                self.owe_reset(index, ResetReason::Lagged);
+                true
+            }
+            LagPolicy::Disconnect => {
+                self.end(Disconnect::Lagged);
+                false
+            }
+        }
+    }
+
+    /// The stream of one topic: its frames as the log holds them, several
+    /// ready ones in a chunk. (Apart from the several topics' loop: this is the
+    /// path of every delivery to a subscriber of one topic.)
+    fn poll_one(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        // Before anything that may find nothing to do: see `Wakers::register`.
+        self.cursors[0].register(cx);
+        loop {
+            if let Some(poll) = self.poll_pending() {
+                return poll;
+            }
+            if let Some(reason) = self.resets[0].take() {
+                return Poll::Ready(Some(self.reset_frame(0, reason)));
+            }
+            match self.cursors[0].step(false) {
+                Step::Frames(frames) => return Poll::Ready(Some(frames)),
+                Step::Idle => return Poll::Pending,
+                Step::Began(begin) => self.begun(0, begin),
+                Step::Lagged(first) => {
+                    self.lagged(0, first);
+                }
+            }
+        }
+    }
+
+    /// The stream of several topics, each in turn, one frame at a time with
+    /// this stream's own ids.
+    fn poll_several(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        // Before anything that may find nothing to do: see `Wakers::register`.
+        if !self.registered.as_ref().is_some_and(|waker| waker.will_wake(cx.waker())) {
+            for cursor in self.cursors.iter_mut() {
+                cursor.register(cx);
+            }
+            self.registered = Some(cx.waker().clone());
+        }
+        let count = self.cursors.len();
         'poll: loop {
-            if let Some(chunk) = this.pending.take() {
-                return Poll::Ready(Some(chunk));
-            }
-            if this.end.is_some() {
-                return Poll::Ready(None);
-            }
-            if this.hub.shutdown.is_triggered() {
-                this.end(Disconnect::Closed);
-                this.pending = this.hub.final_frame.get().cloned();
-                continue;
+            if let Some(poll) = self.poll_pending() {
+                return poll;
             }
             // Each topic in turn, until one has something or all are idle.
             let mut idle = 0;
-            while idle < this.cursors.len() {
-                let index = this.turn;
-                if let Some(reason) = this.resets[index].take() {
-                    return Poll::Ready(Some(this.reset_frame(index, reason)));
+            while idle < count {
+                let index = self.turn;
+                if let Some(reason) = self.resets[index].take() {
+                    return Poll::Ready(Some(self.reset_frame(index, reason)));
                 }
-                match this.cursors[index].step(compound) {
-                    Step::Began(begin) => this.begun(index, begin),
-                    Step::Frames(frames) => {
-                        this.turn = (index + 1) % this.cursors.len();
-                        if !compound {
-                            return Poll::Ready(Some(frames));
-                        }
-                        // One frame: its body is shared; its id line is this
-                        // stream's own.
-                        let own = this.cursors[index].position().text_len();
-                        let body = frames.slice(..frames.len() - id_tail_len(own));
-                        this.pending = Some(this.id_tail(index));
-                        return Poll::Ready(Some(body));
+                let next = if index + 1 == count { 0 } else { index + 1 };
+                match self.cursors[index].step(true) {
+                    Step::Began(begin) => self.begun(index, begin),
+                    Step::Frames(frame) => {
+                        self.turn = next;
+                        return Poll::Ready(Some(self.with_own_id(index, frame)));
                     }
-                    Step::Lagged(first) => match this.hub.config.lag_policy {
-                        LagPolicy::Reset => {
-                            this.cursors[index].skip_to(first);
-                            this.owe_reset(index, ResetReason::Lagged);
-                        }
-                        LagPolicy::Disconnect => {
-                            this.end(Disconnect::Lagged);
+                    Step::Lagged(first) => {
+                        if !self.lagged(index, first) {
                             continue 'poll;
                         }
-                    },
+                    }
                     Step::Idle => {
                         idle += 1;
-                        this.turn = (index + 1) % this.cursors.len();
+                        self.turn = next;
                     }
                 }
             }
