@@ -69,16 +69,15 @@ pub(crate) struct Cursor {
     /// refreshed before every read of the log, so a publish after the read
     /// always wakes it.
     registration: Option<Registration>,
+    /// The `reset` this cursor owes its client, sent before its next frames.
+    pub(crate) owed_reset: Option<ResetReason>,
 }
 
 impl Cursor {
     /// A cursor on `topic` (already counted as its subscriber) that starts as
-    /// `start` says: now if the log is ready, so that "live" means from the
-    /// moment of subscribing; else once it is.
-    pub(crate) fn new(topic: Arc<Topic>, start: Start) -> (Self, Option<Begin>) {
-        let mut cursor = Self { topic, start: Some(start), epoch: 0, next: 1, seen: u64::MAX, registration: None };
-        let begun = cursor.try_begin();
-        (cursor, begun)
+    /// `start` says, once its log is ready ([`Cursor::try_begin`]).
+    pub(crate) fn new(topic: Arc<Topic>, start: Start) -> Self {
+        Self { topic, start: Some(start), epoch: 0, next: 1, seen: u64::MAX, registration: None, owed_reset: None }
     }
 
     /// The position of the last event read or skipped: a client that saw

@@ -65,21 +65,11 @@ pin_project_lite::pin_project! {
     pub struct Subscription {
         hub: Arc<Shared>,
         cursors: Box<[Cursor]>,
-        // The `reset` each cursor owes its client, sent before its next frames.
-        resets: Box<[Option<ResetReason>]>,
-        // The cursor to serve first at the next poll: topics take turns.
-        turn: usize,
+        // What only a stream of several topics needs (`None` for one topic).
+        several: Option<Box<Several>>,
         // A chunk to send before anything else: a `reset` frame, the hub's final
         // frame, or the id line that ends an event of several topics' stream.
         pending: Option<Bytes>,
-        // Where a stream of several topics writes its chunks: once the last one
-        // was written (dropped), the next reuses its memory instead of allocating.
-        scratch: BytesMut,
-        // The text of each topic's position in that stream's ids, kept while it holds.
-        ids: compound_id::Ids,
-        // The waker every cursor of that stream was last registered with: while
-        // it holds, none needs registering again.
-        registered: Option<Waker>,
         // Why the stream ended, once it has (counted then).
         end: Option<Disconnect>,
         on_close: Option<Box<dyn FnOnce() + Send + Sync>>,
@@ -111,12 +101,6 @@ pin_project_lite::pin_project! {
 /// more poll of the connection's stream), and is what a connection holds at most
 /// while its client does not read.
 const SMALL_BODY: usize = 2 * 1024;
-
-/// Writes the id line of an event of the `index`-th of `cursors`' topics (every
-/// topic's position), and the blank line.
-fn write_id_tail(buf: &mut BytesMut, index: usize, cursors: &[Cursor], ids: &mut compound_id::Ids) {
-    put_id_tail(buf, |buf| ids.write(buf, index, cursors.iter().map(Cursor::position)));
-}
 
 /// Counts a subscriber of `topic` out, and lets the hub drop the topic if it
 /// was the last.
@@ -172,48 +156,44 @@ impl Subscription {
         }
         hub.counters.subscribers.fetch_add(1, Relaxed);
         let mut subscription = Self {
-            resets: vec![None; topics.len()].into(),
-            cursors: Box::new([]),
+            several: (topics.len() > 1).then(Box::default),
+            cursors: topics.into_iter().enumerate().map(|(index, topic)| Cursor::new(topic, start(index))).collect(),
             hub,
-            turn: 0,
             pending: None,
-            scratch: BytesMut::new(),
-            ids: compound_id::Ids::default(),
-            registered: None,
             end: None,
             on_close: None,
         };
-        let mut cursors = Vec::with_capacity(topics.len());
-        for (index, topic) in topics.into_iter().enumerate() {
-            // The start is picked now when the log is ready, so that "live" means
-            // from the moment of subscribing, not of the first poll.
-            let (cursor, begun) = Cursor::new(topic, start(index));
-            cursors.push(cursor);
-            if let Some(begin) = begun {
-                subscription.begun(index, begin);
-            }
-        }
-        subscription.cursors = cursors.into();
+        // The start is picked now where the log is ready, so that "live" means
+        // from the moment of subscribing, not of the first poll.
+        subscription.begin_ready(None);
         Ok(subscription)
+    }
+
+    /// Picks the start of every cursor whose log is ready (registering the task
+    /// with each topic first, when given one). Returns whether one still waits.
+    fn begin_ready(&mut self, cx: Option<&Context<'_>>) -> bool {
+        let mut waiting = false;
+        for index in 0..self.cursors.len() {
+            let cursor = &mut self.cursors[index];
+            if let Some(cx) = cx {
+                cursor.register(cx);
+            }
+            if let Some(begin) = cursor.try_begin() {
+                self.begun(index, begin);
+            }
+            waiting |= self.cursors[index].waiting();
+        }
+        waiting
     }
 
     /// Waits until every topic's log is loaded and its start picked (at once on
     /// a hub without a backplane).
     pub(super) async fn started(&mut self) {
         std::future::poll_fn(|cx| {
-            if self.hub.shutdown.is_triggered() {
+            if self.hub.shutdown.is_triggered() || !self.begin_ready(Some(cx)) {
                 return Poll::Ready(());
             }
-            let mut waiting = false;
-            for index in 0..self.cursors.len() {
-                let cursor = &mut self.cursors[index];
-                cursor.register(cx);
-                if let Some(begin) = cursor.try_begin() {
-                    self.begun(index, begin);
-                }
-                waiting |= self.cursors[index].waiting();
-            }
-            if waiting { Poll::Pending } else { Poll::Ready(()) }
+            Poll::Pending
         })
         .await;
     }
@@ -231,56 +211,14 @@ impl Subscription {
 
     fn owe_reset(&mut self, index: usize, reason: ResetReason) {
         self.hub.counters.reset(reason);
-        self.resets[index] = Some(reason);
+        self.cursors[index].owed_reset = Some(reason);
     }
 
-    /// Whether this stream's events carry ids of several topics.
-    fn compound(&self) -> bool {
-        self.cursors.len() > 1
-    }
-
-    /// Room for the id line of this stream's events, and the blank line.
-    fn id_tail_room(&self) -> usize {
-        id_tail_len(compound_id::max_len(self.cursors.len()))
-    }
-
-    /// Writes the end of an event of the `index`-th topic in a stream of
-    /// several: its id line (every topic's position) and the blank line.
-    fn put_id_tail(&mut self, buf: &mut BytesMut, index: usize) {
-        write_id_tail(buf, index, &self.cursors, &mut self.ids);
-    }
-
-    /// An event of the `index`-th topic, read as `frame` (ending with the id
-    /// line of the topic's log), as this stream sends it: with the stream's own
-    /// id line. A small body is copied into one chunk with it; a larger one is
-    /// sent as is, shared with the log, and the id line after it.
-    fn with_own_id(&mut self, index: usize, frame: Bytes) -> Bytes {
-        let body_len = frame.len() - id_tail_len(self.cursors[index].position().text_len());
-        let room = self.id_tail_room();
-        let Self { cursors, scratch, ids, .. } = self;
-        if body_len <= SMALL_BODY {
-            scratch.reserve(body_len + room);
-            scratch.extend_from_slice(&frame[..body_len]);
-            write_id_tail(scratch, index, cursors, ids);
-            return scratch.split().freeze();
-        }
-        scratch.reserve(room);
-        write_id_tail(scratch, index, cursors, ids);
-        self.pending = Some(scratch.split().freeze());
-        frame.slice(..body_len)
-    }
-
-    /// The `reset` frame the `index`-th cursor owes, with the id to resume from.
-    fn reset_frame(&mut self, index: usize, reason: ResetReason) -> Bytes {
-        let topic = &self.cursors[index].topic.name;
-        let resets = &self.hub.config.resets;
-        if !self.compound() {
-            return resets.frame(topic, reason, self.cursors[index].position());
-        }
-        let mut frame = resets.body(topic, reason, true);
-        frame.reserve(self.id_tail_room());
-        self.put_id_tail(&mut frame, index);
-        frame.freeze()
+    /// The `reset` frame the cursor of a stream of one topic owes, with the id
+    /// to resume from (see [`Several::reset_frame`] for several topics).
+    fn reset_frame(&self, reason: ResetReason) -> Bytes {
+        let cursor = &self.cursors[0];
+        self.hub.config.resets.frame(&cursor.topic.name, reason, cursor.position())
     }
 
     /// Ends the stream for `reason`, counted once.
@@ -398,8 +336,8 @@ impl Subscription {
             if let Some(poll) = self.poll_pending() {
                 return poll;
             }
-            if let Some(reason) = self.resets[0].take() {
-                return Poll::Ready(Some(self.reset_frame(0, reason)));
+            if let Some(reason) = self.cursors[0].owed_reset.take() {
+                return Poll::Ready(Some(self.reset_frame(reason)));
             }
             match self.cursors[0].step(false) {
                 Step::Frames(frames) => return Poll::Ready(Some(frames)),
@@ -415,34 +353,96 @@ impl Subscription {
     /// The stream of several topics, each in turn, one frame at a time with
     /// this stream's own ids.
     fn poll_several(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let Some(mut several) = self.several.take() else {
+            return self.poll_one(cx);
+        };
+        let poll = several.poll(self, cx);
+        self.several = Some(several);
+        poll
+    }
+}
+
+/// What a stream of several topics keeps besides its cursors.
+#[derive(Debug, Default)]
+struct Several {
+    /// The cursor to serve first at the next poll: topics take turns.
+    turn: usize,
+    /// Where the stream writes its chunks: once the last one was written
+    /// (dropped), the next reuses its memory instead of allocating.
+    scratch: BytesMut,
+    /// The text of each topic's position in the stream's ids, kept while it holds.
+    ids: compound_id::Ids,
+    /// The waker every cursor was last registered with: while it holds, none
+    /// needs registering again.
+    registered: Option<Waker>,
+}
+
+impl Several {
+    /// Writes the end of an event of the `index`-th topic: its id line (every
+    /// topic's position) and the blank line.
+    fn put_id_tail(&mut self, buf: &mut BytesMut, index: usize, cursors: &[Cursor]) {
+        buf.reserve(id_tail_len(compound_id::max_len(cursors.len())));
+        put_id_tail(buf, |buf| self.ids.write(buf, index, cursors.iter().map(Cursor::position)));
+    }
+
+    /// The `reset` frame the `index`-th cursor owes, with the id to resume from.
+    fn reset_frame(&mut self, index: usize, reason: ResetReason, stream: &Subscription) -> Bytes {
+        let resets = &stream.hub.config.resets;
+        let mut frame = resets.body(&stream.cursors[index].topic.name, reason, true);
+        self.put_id_tail(&mut frame, index, &stream.cursors);
+        frame.freeze()
+    }
+
+    /// An event of the `index`-th topic, read as `frame` (ending with the id
+    /// line of the topic's log), as this stream sends it: with the stream's own
+    /// id line. A small body is copied into one chunk with it; a larger one is
+    /// sent as is, shared with the log, and the id line after it (`pending`).
+    fn with_own_id(&mut self, index: usize, frame: Bytes, cursors: &[Cursor], pending: &mut Option<Bytes>) -> Bytes {
+        let body_len = frame.len() - id_tail_len(cursors[index].position().text_len());
+        let mut scratch = std::mem::take(&mut self.scratch);
+        if body_len <= SMALL_BODY {
+            scratch.reserve(body_len);
+            scratch.extend_from_slice(&frame[..body_len]);
+            self.put_id_tail(&mut scratch, index, cursors);
+            let chunk = scratch.split().freeze();
+            self.scratch = scratch;
+            return chunk;
+        }
+        self.put_id_tail(&mut scratch, index, cursors);
+        *pending = Some(scratch.split().freeze());
+        self.scratch = scratch;
+        frame.slice(..body_len)
+    }
+
+    fn poll(&mut self, stream: &mut Subscription, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         // Before anything that may find nothing to do: see `Wakers::register`.
         if !self.registered.as_ref().is_some_and(|waker| waker.will_wake(cx.waker())) {
-            for cursor in self.cursors.iter_mut() {
+            for cursor in stream.cursors.iter_mut() {
                 cursor.register(cx);
             }
             self.registered = Some(cx.waker().clone());
         }
-        let count = self.cursors.len();
+        let count = stream.cursors.len();
         'poll: loop {
-            if let Some(poll) = self.poll_pending() {
+            if let Some(poll) = stream.poll_pending() {
                 return poll;
             }
             // Each topic in turn, until one has something or all are idle.
             let mut idle = 0;
             while idle < count {
                 let index = self.turn;
-                if let Some(reason) = self.resets[index].take() {
-                    return Poll::Ready(Some(self.reset_frame(index, reason)));
+                if let Some(reason) = stream.cursors[index].owed_reset.take() {
+                    return Poll::Ready(Some(self.reset_frame(index, reason, stream)));
                 }
                 let next = if index + 1 == count { 0 } else { index + 1 };
-                match self.cursors[index].step(true) {
-                    Step::Began(begin) => self.begun(index, begin),
+                match stream.cursors[index].step(true) {
+                    Step::Began(begin) => stream.begun(index, begin),
                     Step::Frames(frame) => {
                         self.turn = next;
-                        return Poll::Ready(Some(self.with_own_id(index, frame)));
+                        return Poll::Ready(Some(self.with_own_id(index, frame, &stream.cursors, &mut stream.pending)));
                     }
                     Step::Lagged(first) => {
-                        if !self.lagged(index, first) {
+                        if !stream.lagged(index, first) {
                             continue 'poll;
                         }
                     }
