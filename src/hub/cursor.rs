@@ -58,7 +58,9 @@ pub(crate) enum Step {
 #[derive(Debug)]
 pub(crate) struct Cursor {
     pub(crate) topic: Arc<Topic>,
-    start: Option<Start>,
+    // Boxed: only a cursor still to start holds one, and a small cursor is
+    // what a stream of several topics looks through on every poll.
+    start: Option<Box<Start>>,
     /// The epoch and offset of the next frame to read.
     epoch: u64,
     next: u64,
@@ -77,7 +79,15 @@ impl Cursor {
     /// A cursor on `topic` (already counted as its subscriber) that starts as
     /// `start` says, once its log is ready ([`Cursor::try_begin`]).
     pub(crate) fn new(topic: Arc<Topic>, start: Start) -> Self {
-        Self { topic, start: Some(start), epoch: 0, next: 1, seen: u64::MAX, registration: None, owed_reset: None }
+        Self {
+            topic,
+            start: Some(Box::new(start)),
+            epoch: 0,
+            next: 1,
+            seen: u64::MAX,
+            registration: None,
+            owed_reset: None,
+        }
     }
 
     /// The position of the last event read or skipped: a client that saw
@@ -94,6 +104,13 @@ impl Cursor {
     /// Registers the task to be woken by the topic; see `Wakers::register`.
     pub(crate) fn register(&mut self, cx: &Context<'_>) {
         self.topic.wakers.register(&mut self.registration, cx.waker());
+    }
+
+    /// Whether a [`Cursor::step`] would find nothing, and no reset is owed:
+    /// nothing published since it last found nothing new.
+    #[inline]
+    pub(crate) fn quiet(&self) -> bool {
+        self.owed_reset.is_none() && self.topic.version() == self.seen
     }
 
     /// Continues from `next` (after a lag).
@@ -167,11 +184,11 @@ impl Cursor {
 
 /// Picks the start of a cursor (`start`, `epoch`, `next`) if it is still to be
 /// picked and the log is ready.
-fn begin_if_ready(state: &State, start: &mut Option<Start>, epoch: &mut u64, next: &mut u64) -> Option<Begin> {
+fn begin_if_ready(state: &State, start: &mut Option<Box<Start>>, epoch: &mut u64, next: &mut u64) -> Option<Begin> {
     if !state.ready {
         return None;
     }
-    let (from, begin) = self::start(&state.log, state.epoch, start.take()?);
+    let (from, begin) = self::start(&state.log, state.epoch, *start.take()?);
     (*epoch, *next) = (state.epoch, from);
     Some(begin)
 }
@@ -229,5 +246,14 @@ fn start(log: &Log, epoch: u64, start: Start) -> (u64, Begin) {
         (live, Begin::Reset(ResetReason::Evicted))
     } else {
         (id.offset() + 1, Begin::Exact)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_cursor_is_small() {
+        // What a stream of several topics looks through on every poll.
+        assert!(std::mem::size_of::<super::Cursor>() <= 72, "{}", std::mem::size_of::<super::Cursor>());
     }
 }

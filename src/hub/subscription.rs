@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll, Waker};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_core::Stream;
 
 use super::Shared;
@@ -18,7 +18,7 @@ use super::event_id::EventId;
 use super::metrics::Disconnect;
 use super::reset::{LagPolicy, ResetReason};
 use super::topic::Topic;
-use crate::wire::encode::{id_tail_len, put_id_tail};
+use crate::wire::encode::id_tail_len;
 use crate::wire::last_event_id::Resume;
 
 pin_project_lite::pin_project! {
@@ -367,9 +367,6 @@ impl Subscription {
 struct Several {
     /// The cursor to serve first at the next poll: topics take turns.
     turn: usize,
-    /// Where the stream writes its chunks: once the last one was written
-    /// (dropped), the next reuses its memory instead of allocating.
-    scratch: BytesMut,
     /// The text of each topic's position in the stream's ids, kept while it holds.
     ids: compound_id::Ids,
     /// The waker every cursor was last registered with: while it holds, none
@@ -378,18 +375,11 @@ struct Several {
 }
 
 impl Several {
-    /// Writes the end of an event of the `index`-th topic: its id line (every
-    /// topic's position) and the blank line.
-    fn put_id_tail(&mut self, buf: &mut BytesMut, index: usize, cursors: &[Cursor]) {
-        buf.reserve(id_tail_len(compound_id::max_len(cursors.len())));
-        put_id_tail(buf, |buf| self.ids.write(buf, index, cursors.iter().map(Cursor::position)));
-    }
-
     /// The `reset` frame the `index`-th cursor owes, with the id to resume from.
     fn reset_frame(&mut self, index: usize, reason: ResetReason, stream: &Subscription) -> Bytes {
         let resets = &stream.hub.config.resets;
         let mut frame = resets.body(&stream.cursors[index].topic.name, reason, true);
-        self.put_id_tail(&mut frame, index, &stream.cursors);
+        frame.extend_from_slice(self.ids.tail(index, stream.cursors.iter().map(Cursor::position)));
         frame.freeze()
     }
 
@@ -399,19 +389,18 @@ impl Several {
     /// sent as is, shared with the log, and the id line after it (`pending`).
     fn with_own_id(&mut self, index: usize, frame: Bytes, cursors: &[Cursor], pending: &mut Option<Bytes>) -> Bytes {
         let body_len = frame.len() - id_tail_len(cursors[index].position().text_len());
-        let mut scratch = std::mem::take(&mut self.scratch);
-        if body_len <= SMALL_BODY {
-            scratch.reserve(body_len);
-            scratch.extend_from_slice(&frame[..body_len]);
-            self.put_id_tail(&mut scratch, index, cursors);
-            let chunk = scratch.split().freeze();
-            self.scratch = scratch;
-            return chunk;
+        let tail = self.ids.tail(index, cursors.iter().map(Cursor::position));
+        if body_len > SMALL_BODY {
+            *pending = Some(Bytes::copy_from_slice(tail));
+            return frame.slice(..body_len);
         }
-        self.put_id_tail(&mut scratch, index, cursors);
-        *pending = Some(scratch.split().freeze());
-        self.scratch = scratch;
-        frame.slice(..body_len)
+        // A fresh allocation of the chunk's size, not a buffer of this stream's:
+        // the allocator hands back memory just freed (by the last chunk written
+        // on this thread, most likely), still in the cache.
+        let mut chunk = Vec::with_capacity(body_len + tail.len());
+        chunk.extend_from_slice(&frame[..body_len]);
+        chunk.extend_from_slice(tail);
+        Bytes::from(chunk)
     }
 
     fn poll(&mut self, stream: &mut Subscription, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
@@ -431,11 +420,18 @@ impl Several {
             let mut idle = 0;
             while idle < count {
                 let index = self.turn;
-                if let Some(reason) = stream.cursors[index].owed_reset.take() {
+                let next = if index + 1 == count { 0 } else { index + 1 };
+                let cursor = &mut stream.cursors[index];
+                if cursor.quiet() {
+                    // Most topics of a stream, at most polls: nothing to do.
+                    idle += 1;
+                    self.turn = next;
+                    continue;
+                }
+                if let Some(reason) = cursor.owed_reset.take() {
                     return Poll::Ready(Some(self.reset_frame(index, reason, stream)));
                 }
-                let next = if index + 1 == count { 0 } else { index + 1 };
-                match stream.cursors[index].step(true) {
+                match cursor.step(true) {
                     Step::Began(begin) => stream.begun(index, begin),
                     Step::Frames(frame) => {
                         self.turn = next;

@@ -171,7 +171,7 @@ pub(crate) const fn id_tail_len(id_len: usize) -> usize {
 /// Ends a frame's body with its `id:` line, the id written by `write_id`, then
 /// the blank line that dispatches the event. Every frame with an id ends so,
 /// whoever assigned the id (the application, or a hub).
-pub(crate) fn put_id_tail(buf: &mut BytesMut, write_id: impl FnOnce(&mut BytesMut)) {
+pub(crate) fn put_id_tail<B: BufMut>(buf: &mut B, write_id: impl FnOnce(&mut B)) {
     buf.put_slice(ID);
     write_id(buf);
     buf.put_slice(b"\n\n");
@@ -413,7 +413,7 @@ pub(crate) fn decimal_len(mut n: u64) -> usize {
 }
 
 /// Writes `n` in decimal without going through `fmt` (this runs once per published event).
-pub(crate) fn put_decimal(buf: &mut BytesMut, n: u64) {
+pub(crate) fn put_decimal(buf: &mut impl BufMut, n: u64) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     let mut n = n;
