@@ -12,7 +12,12 @@
 //! - `ssekit_4_topics`: the same as `ssekit_sse`, but each subscriber follows 4 topics on one
 //!   stream (`Hub::subscribe_many`) and the event is published to one of them: each delivery
 //!   sends the shared frame's body and an id line of the subscriber's own (every topic's
-//!   position), the cost of one resumable id for several topics.
+//!   position), the cost of one resumable id for several topics. Subscribers that follow the
+//!   same topics and stand at the same place send the same bytes: the first on each thread
+//!   builds them, the others share them.
+//! - `ssekit_4_topics_own`: the same, but one of each subscriber's 4 topics is its own (a
+//!   user's notifications beside three shared topics): no two streams are alike, each builds
+//!   its chunk (the body copied with its own id line).
 //! - `broadcast_axum`: the pattern applications write today: a `tokio::sync::broadcast`
 //!   channel of `String` payloads; each subscriber's stream receives the payload, builds its own
 //!   `axum::response::sse::Event::default().data(payload)`, and is served through axum's own
@@ -179,12 +184,22 @@ fn ssekit_sse(rt: &Runtime, round: &Arc<Round>) -> (Ssekit, Vec<JoinHandle<()>>)
 }
 
 /// `ssekit_4_topics`: tasks polling `Sse` streams of 4 topics each; an event is
-/// received when its id line (the chunk that ends it) arrives.
+/// received when the chunk that ends it (with its id line) arrives.
 fn ssekit_4_topics(rt: &Runtime, round: &Arc<Round>) -> (Ssekit, Vec<JoinHandle<()>>) {
-    let hub = Hub::builder().history(64).build();
+    four_topics(rt, round, |_| "other-3".to_owned())
+}
+
+/// `ssekit_4_topics_own`: as `ssekit_4_topics`, one of the 4 topics each subscriber's own.
+fn ssekit_4_topics_own(rt: &Runtime, round: &Arc<Round>) -> (Ssekit, Vec<JoinHandle<()>>) {
+    four_topics(rt, round, |i| format!("own-{i}"))
+}
+
+/// Subscribers of `bench`, two other topics, and the fourth that `fourth` names.
+fn four_topics(rt: &Runtime, round: &Arc<Round>, fourth: impl Fn(usize) -> String) -> (Ssekit, Vec<JoinHandle<()>>) {
+    let hub = Hub::builder().history(64).max_topics(round.subscribers + 16).build();
     let tasks = (0..round.subscribers)
         .map(|i| {
-            let topics = ["bench", "other-1", "other-2", "other-3"];
+            let topics = ["bench".to_owned(), "other-1".to_owned(), "other-2".to_owned(), fourth(i)];
             let mut sse = Sse::from_subscription(hub.try_subscribe_many(&topics, Resume::Live, 0).expect("subscribe"));
             let receipts = round.receipts(i);
             rt.spawn(async move {
@@ -315,6 +330,7 @@ fn fanout(c: &mut Criterion) {
         run(&mut group, &rt, "ssekit", n, ssekit);
         run(&mut group, &rt, "ssekit_sse", n, ssekit_sse);
         run(&mut group, &rt, "ssekit_4_topics", n, ssekit_4_topics);
+        run(&mut group, &rt, "ssekit_4_topics_own", n, ssekit_4_topics_own);
         run(&mut group, &rt, "broadcast_axum", n, broadcast_axum);
         run(&mut group, &rt, "broadcast_format", n, broadcast_format);
     }

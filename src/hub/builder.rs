@@ -41,6 +41,11 @@ pub struct HubBuilder {
     pub(super) backplane: Option<Arc<dyn Backplane>>,
 }
 
+/// The most topics one subscription may follow, whatever
+/// [`HubBuilder::max_topics_per_subscription`] says (a stream of several
+/// topics keeps which ones to look at in a `u64`).
+const MAX_TOPICS_PER_SUBSCRIPTION: usize = 64;
+
 impl HubBuilder {
     /// The defaults: 1 024 events and 4 MiB per topic, no age limit, 10 000
     /// topics of names up to 256 bytes, idle topics kept one hour,
@@ -145,10 +150,11 @@ impl HubBuilder {
     /// CORS preflight; past [`LastEventId::MAX_LEN`](crate::LastEventId::MAX_LEN)
     /// (256 bytes, about 19 topics) the id is not read at all and every topic
     /// gets a `reset` (`malformed`). Keep it at 8 unless you know your clients.
+    /// At most 64: a larger number is taken as 64.
     ///
     /// [`SubscribeError::Topics`]: super::SubscribeError::Topics
     pub fn max_topics_per_subscription(&mut self, topics: usize) -> &mut Self {
-        self.max_topics_per_subscription = topics.max(1);
+        self.max_topics_per_subscription = topics.clamp(1, MAX_TOPICS_PER_SUBSCRIPTION);
         self
     }
 

@@ -113,6 +113,28 @@ impl Cursor {
         self.owed_reset.is_none() && self.topic.version() == self.seen
     }
 
+    /// Whether it started and owes no reset: where it goes next depends on
+    /// its place in the log alone.
+    pub(crate) fn settled(&self) -> bool {
+        self.start.is_none() && self.owed_reset.is_none()
+    }
+
+    /// Its topic, and where in which log it reads next.
+    pub(crate) fn place(&self) -> [u64; 3] {
+        [self.topic.id, self.epoch, self.next]
+    }
+
+    /// Where it stands in its log, to [`Cursor::rewind`] to.
+    pub(crate) fn mark(&self) -> (u64, u64) {
+        (self.next, self.seen)
+    }
+
+    /// Goes back to where [`Cursor::mark`] found it (in the same epoch): the
+    /// frames read since are read again.
+    pub(crate) fn rewind(&mut self, (next, seen): (u64, u64)) {
+        (self.next, self.seen) = (next, seen);
+    }
+
     /// Continues from `next` (after a lag).
     pub(crate) fn skip_to(&mut self, next: u64) {
         self.next = next;

@@ -17,6 +17,12 @@
 //! every append, load or restart of a log bumps the version (only the expiry of
 //! a topic without subscribers does not), so an entry is never used for a state
 //! it was not read from. It holds at most [`MAX_CHUNK`] bytes per thread.
+//!
+//! Streams of several topics cannot share the log's frames as they are (each
+//! event carries the stream's own id), but streams that follow the same topics
+//! in the same order and stand at the same place in each (every page of a
+//! dashboard, say) send the same bytes: the last [`Batch`] one of them built on
+//! this thread serves the others.
 
 use std::cell::RefCell;
 
@@ -53,6 +59,54 @@ pub(crate) struct Chunk {
 
 thread_local! {
     static RECENT: RefCell<Option<(Place, Chunk)>> = const { RefCell::new(None) };
+    static BATCH: RefCell<Batch> = const { RefCell::new(Batch::new()) };
+}
+
+/// What a stream of several topics sent from one place: its chunk, and where
+/// it stood after it.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    /// Where the stream stood: whose turn it was, then the id, epoch and next
+    /// offset of each topic, in the stream's order (empty: none kept).
+    pub(crate) at: Vec<u64>,
+    pub(crate) chunk: Bytes,
+    /// Whose turn it is after the chunk, then each topic's next offset and the
+    /// version at which it found nothing more (as the stream's cursors keep
+    /// them).
+    pub(crate) after: Vec<u64>,
+}
+
+impl Batch {
+    const fn new() -> Self {
+        Self { at: Vec::new(), chunk: Bytes::new(), after: Vec::new() }
+    }
+}
+
+/// The chunk sent last from `at` on this thread; `after` is given where its
+/// stream stood after it.
+pub(crate) fn batch(at: &[u64], after: impl FnOnce(&[u64])) -> Option<Bytes> {
+    BATCH
+        .try_with(|batch| {
+            let batch = batch.borrow();
+            (batch.at == at).then(|| {
+                after(&batch.after);
+                batch.chunk.clone()
+            })
+        })
+        .ok()
+        .flatten()
+}
+
+/// Keeps the batch a stream sent, for the next stream at the same place on
+/// this thread. `at` and `after` are swapped with the buffers of the batch
+/// kept before, so that nothing is allocated once they are large enough.
+pub(crate) fn put_batch(at: &mut Vec<u64>, chunk: &Bytes, after: &mut Vec<u64>) {
+    let _ = BATCH.try_with(|batch| {
+        let mut batch = batch.borrow_mut();
+        std::mem::swap(&mut batch.at, at);
+        std::mem::swap(&mut batch.after, after);
+        batch.chunk = chunk.clone();
+    });
 }
 
 /// The chunk read last on this thread, if it was read at `place`.

@@ -15,7 +15,9 @@ use super::compound_id;
 use super::cursor::{Begin, Cursor, Start, Step};
 use super::error::SubscribeError;
 use super::event_id::EventId;
+use super::log::MAX_BATCH;
 use super::metrics::Disconnect;
+use super::recent;
 use super::reset::{LagPolicy, ResetReason};
 use super::topic::Topic;
 use crate::wire::encode::id_tail_len;
@@ -41,8 +43,10 @@ pin_project_lite::pin_project! {
     /// starts with the index of the event's topic in the list of topics
     /// (duplicates removed), then a dot: `2.` is the third topic. Events are
     /// encoded once as for one topic; the id line is the connection's own
-    /// (about 13 bytes per topic), written after the shared body, or with a copy
-    /// of a small body (up to 2 KiB) in one chunk.
+    /// (about 13 bytes per topic). Small bodies (up to 2 KiB) are copied with
+    /// their id lines, ready events into one chunk of up to 16 KiB, which
+    /// streams at the same place in the same topics share; a larger body is sent
+    /// as the log holds it, its id line after it.
     ///
     /// Wrap it with [`Sse`](crate::Sse) (or use [`Hub::sse`](crate::Hub::sse))
     /// for keep-alive and the retry hint.
@@ -372,6 +376,10 @@ struct Several {
     /// The waker every cursor was last registered with: while it holds, none
     /// needs registering again.
     registered: Option<Waker>,
+    /// Where the stream stands, and where it stood after its last chunk, as
+    /// [`recent::Batch`] keeps them (buffers kept for reuse).
+    place: Vec<u64>,
+    after: Vec<u64>,
 }
 
 impl Several {
@@ -379,28 +387,8 @@ impl Several {
     fn reset_frame(&mut self, index: usize, reason: ResetReason, stream: &Subscription) -> Bytes {
         let resets = &stream.hub.config.resets;
         let mut frame = resets.body(&stream.cursors[index].topic.name, reason, true);
-        frame.extend_from_slice(self.ids.tail(index, stream.cursors.iter().map(Cursor::position)));
+        frame.extend_from_slice(self.tail(index, &stream.cursors));
         frame.freeze()
-    }
-
-    /// An event of the `index`-th topic, read as `frame` (ending with the id
-    /// line of the topic's log), as this stream sends it: with the stream's own
-    /// id line. A small body is copied into one chunk with it; a larger one is
-    /// sent as is, shared with the log, and the id line after it (`pending`).
-    fn with_own_id(&mut self, index: usize, frame: Bytes, cursors: &[Cursor], pending: &mut Option<Bytes>) -> Bytes {
-        let body_len = frame.len() - id_tail_len(cursors[index].position().text_len());
-        let tail = self.ids.tail(index, cursors.iter().map(Cursor::position));
-        if body_len > SMALL_BODY {
-            *pending = Some(Bytes::copy_from_slice(tail));
-            return frame.slice(..body_len);
-        }
-        // A fresh allocation of the chunk's size, not a buffer of this stream's:
-        // the allocator hands back memory just freed (by the last chunk written
-        // on this thread, most likely), still in the cache.
-        let mut chunk = Vec::with_capacity(body_len + tail.len());
-        chunk.extend_from_slice(&frame[..body_len]);
-        chunk.extend_from_slice(tail);
-        Bytes::from(chunk)
     }
 
     fn poll(&mut self, stream: &mut Subscription, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
@@ -411,45 +399,126 @@ impl Several {
             }
             self.registered = Some(cx.waker().clone());
         }
-        let count = stream.cursors.len();
-        'poll: loop {
-            if let Some(poll) = stream.poll_pending() {
-                return poll;
-            }
-            // Each topic in turn, until one has something or all are idle.
-            let mut idle = 0;
-            while idle < count {
-                let index = self.turn;
-                let next = if index + 1 == count { 0 } else { index + 1 };
-                let cursor = &mut stream.cursors[index];
-                if cursor.quiet() {
-                    // Most topics of a stream, at most polls: nothing to do.
-                    idle += 1;
-                    self.turn = next;
-                    continue;
-                }
-                if let Some(reason) = cursor.owed_reset.take() {
-                    return Poll::Ready(Some(self.reset_frame(index, reason, stream)));
-                }
-                match cursor.step(true) {
-                    Step::Began(begin) => stream.begun(index, begin),
-                    Step::Frames(frame) => {
-                        self.turn = next;
-                        return Poll::Ready(Some(self.with_own_id(index, frame, &stream.cursors, &mut stream.pending)));
-                    }
-                    Step::Lagged(first) => {
-                        if !stream.lagged(index, first) {
-                            continue 'poll;
-                        }
-                    }
-                    Step::Idle => {
-                        idle += 1;
-                        self.turn = next;
-                    }
-                }
-            }
+        if let Some(poll) = stream.poll_pending() {
+            return poll;
+        }
+        let mut busy = false;
+        let mut shared = true;
+        for cursor in stream.cursors.iter() {
+            busy |= !cursor.quiet();
+            shared &= cursor.settled();
+        }
+        if !busy {
             return Poll::Pending;
         }
+        if shared {
+            // Another stream on this thread, at the same place in the same
+            // topics, may have sent the chunk this one would build.
+            self.place.clear();
+            self.place.push(self.turn as u64);
+            self.place.extend(stream.cursors.iter().flat_map(Cursor::place));
+            let (turn, cursors) = (&mut self.turn, &mut stream.cursors);
+            let hit = recent::batch(&self.place, |after| {
+                *turn = after[0] as usize;
+                for (cursor, at) in cursors.iter_mut().zip(after[1..].chunks_exact(2)) {
+                    cursor.rewind((at[0], at[1]));
+                }
+            });
+            if let Some(chunk) = hit {
+                return Poll::Ready(Some(chunk));
+            }
+        }
+        // Small events, each with this stream's own id, copied into one chunk
+        // (up to `MAX_BATCH` bytes): one write for many, as for one topic.
+        let mut batch: Option<Vec<u8>> = None;
+        let count = stream.cursors.len();
+        // Passes over the topics, from the one whose turn it is, each giving
+        // every topic one event. A topic found idle is not looked at again in
+        // this poll: the task is registered, a publish to it wakes the task.
+        let mut look = u64::MAX >> (64 - count);
+        'passes: while look != 0 {
+            let mut again = 0;
+            let first = self.turn;
+            while look != 0 {
+                // The next topic to look at: from the one whose turn it is up,
+                // then from the first.
+                let from_first = look & (u64::MAX << first);
+                let index = (if from_first != 0 { from_first } else { look }).trailing_zeros() as usize;
+                let bit = 1 << index;
+                look &= !bit;
+                let cursor = &mut stream.cursors[index];
+                if cursor.quiet() {
+                    continue;
+                }
+                if cursor.owed_reset.is_some() {
+                    if batch.is_some() {
+                        break 'passes;
+                    }
+                    let reason = cursor.owed_reset.take().expect("checked");
+                    self.turn = if index + 1 == count { 0 } else { index + 1 };
+                    return Poll::Ready(Some(self.reset_frame(index, reason, stream)));
+                }
+                let before = cursor.mark();
+                match cursor.step(true) {
+                    Step::Began(begin) => {
+                        stream.begun(index, begin);
+                        shared = false;
+                        again |= bit;
+                    }
+                    Step::Frames(frame) => {
+                        let body = frame.len() - id_tail_len(cursor.position().text_len());
+                        if body > SMALL_BODY && batch.is_some() {
+                            // Sent on its own, at the next poll.
+                            cursor.rewind(before);
+                            break 'passes;
+                        }
+                        self.turn = if index + 1 == count { 0 } else { index + 1 };
+                        let tail = self.tail(index, &stream.cursors);
+                        if body > SMALL_BODY {
+                            // Shared with the log as it is; this stream's id line after it.
+                            stream.pending = Some(Bytes::copy_from_slice(tail));
+                            return Poll::Ready(Some(frame.slice(..body)));
+                        }
+                        // Mostly the only event: a chunk of its size.
+                        let chunk = batch.get_or_insert_with(|| Vec::with_capacity(body + tail.len()));
+                        chunk.extend_from_slice(&frame[..body]);
+                        chunk.extend_from_slice(tail);
+                        if chunk.len() >= MAX_BATCH {
+                            break 'passes;
+                        }
+                        again |= bit;
+                    }
+                    Step::Lagged(first) => {
+                        shared = false;
+                        if !stream.lagged(index, first) {
+                            // The end: what is in hand first.
+                            break 'passes;
+                        }
+                        again |= bit;
+                    }
+                    Step::Idle => {}
+                }
+            }
+            look = again;
+        }
+        let Some(batch) = batch else {
+            return stream.poll_pending().unwrap_or(Poll::Pending);
+        };
+        // A fresh allocation, not a buffer kept by this stream: the allocator
+        // mostly hands back memory just freed, still in the cache.
+        let chunk = Bytes::from(batch);
+        if shared {
+            self.after.clear();
+            self.after.push(self.turn as u64);
+            self.after.extend(stream.cursors.iter().flat_map(|cursor| <[u64; 2]>::from(cursor.mark())));
+            recent::put_batch(&mut self.place, &chunk, &mut self.after);
+        }
+        Poll::Ready(Some(chunk))
+    }
+
+    /// The end of an event of the `index`-th topic: this stream's id line.
+    fn tail(&mut self, index: usize, cursors: &[Cursor]) -> &[u8] {
+        self.ids.tail(index, cursors.iter().map(Cursor::position))
     }
 }
 

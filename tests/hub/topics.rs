@@ -2,7 +2,7 @@
 //! topic that cannot resume gets a reset of its own, history on joining, and
 //! the limit on topics.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use futures_util::{FutureExt, StreamExt};
@@ -11,12 +11,14 @@ use tokio::time::timeout;
 
 use crate::support::{PATIENCE, data};
 
-/// A subscription to several topics and the decoder of its chunks (an event's
-/// body and its id line come as separate chunks).
+/// A subscription to several topics and the decoder of its chunks (several
+/// small events in one, or a large event's body and its id line in two).
 struct Many {
     subscription: Subscription,
     topics: Vec<String>,
     decoder: Decoder,
+    /// Events decoded and not taken yet.
+    queue: VecDeque<MessageEvent>,
     /// The id of the last event read: where its client would resume.
     last_id: String,
 }
@@ -24,7 +26,7 @@ struct Many {
 impl Many {
     fn new(subscription: Subscription) -> Self {
         let topics = subscription.topics().map(str::to_owned).collect();
-        Self { subscription, topics, decoder: Decoder::new(), last_id: String::new() }
+        Self { subscription, topics, decoder: Decoder::new(), queue: VecDeque::new(), last_id: String::new() }
     }
 
     /// The topic an event is of: its id starts with the topic's index.
@@ -36,13 +38,12 @@ impl Many {
     /// The next event, with its topic.
     async fn event(&mut self) -> (String, MessageEvent) {
         loop {
-            let chunk = timeout(PATIENCE, self.subscription.next()).await.expect("an event within the patience");
-            let mut events = self.decoder.feed(&chunk.expect("still open")).expect("hub output decodes");
-            assert!(events.len() <= 1, "frames come one at a time: {events:?}");
-            if let Some(event) = events.pop() {
+            if let Some(event) = self.queue.pop_front() {
                 self.last_id = event.last_event_id.clone();
                 return (self.topic_of(&event), event);
             }
+            let chunk = timeout(PATIENCE, self.subscription.next()).await.expect("an event within the patience");
+            self.queue.extend(self.decoder.feed(&chunk.expect("still open")).expect("hub output decodes"));
         }
     }
 
@@ -50,10 +51,11 @@ impl Many {
     fn ready(&mut self) -> Vec<(String, String)> {
         let mut got = Vec::new();
         while let Some(Some(chunk)) = self.subscription.next().now_or_never() {
-            for event in self.decoder.feed(&chunk).expect("hub output decodes") {
-                self.last_id = event.last_event_id.clone();
-                got.push((self.topic_of(&event), event.data));
-            }
+            self.queue.extend(self.decoder.feed(&chunk).expect("hub output decodes"));
+        }
+        for event in std::mem::take(&mut self.queue) {
+            self.last_id = event.last_event_id.clone();
+            got.push((self.topic_of(&event), event.data));
         }
         got
     }
@@ -307,4 +309,68 @@ async fn a_lagging_topic_is_reset_alone() {
         .map(|(_, _, d)| d.as_str())
         .collect();
     assert_eq!(slow, ["s6", "s7", "s8", "s9"], "continues from the oldest retained");
+}
+
+#[tokio::test]
+async fn small_events_of_every_topic_come_in_one_chunk_a_large_one_alone() {
+    let hub = Hub::new();
+    let mut subscription = hub.try_subscribe_many(&["a", "b"], Resume::Live, 0).unwrap();
+    for text in ["a0", "a1", "a2"] {
+        publish(&hub, "a", text);
+    }
+    publish(&hub, "b", "b0");
+    let large = "x".repeat(64 * 1024);
+    publish(&hub, "a", &large);
+    publish(&hub, "b", "b1");
+
+    let mut decoder = Decoder::new();
+    let mut chunks = Vec::new();
+    while let Some(Some(chunk)) = subscription.next().now_or_never() {
+        let events = decoder.feed(&chunk).expect("hub output decodes");
+        chunks.push(events.iter().map(|event| event.data.len().min(8)).collect::<Vec<_>>());
+    }
+    // The topics take turns, ready small events share a chunk; the large event's
+    // body is sent as the log holds it, its id line after it.
+    assert_eq!(chunks, [vec![2, 2, 2, 2, 2], vec![], vec![8]], "{chunks:?}");
+    let mut again = Many::new(subscription);
+    publish(&hub, "b", "b2");
+    assert_eq!(again.ready(), [("b".to_owned(), "b2".to_owned())]);
+}
+
+#[tokio::test]
+async fn streams_at_the_same_place_share_a_chunk_others_get_their_own() {
+    let hub = Hub::new();
+    let topics = ["a", "b", "c"];
+    let mut first = hub.try_subscribe_many(&topics, Resume::Live, 0).unwrap();
+    let mut second = hub.try_subscribe_many(&topics, Resume::Live, 0).unwrap();
+    let mut other_order = hub.try_subscribe_many(&["b", "a", "c"], Resume::Live, 0).unwrap();
+    publish(&hub, "b", "b0");
+    publish(&hub, "a", "a0");
+    let one = first.next().now_or_never().flatten().expect("ready");
+    let two = second.next().now_or_never().flatten().expect("ready");
+    assert_eq!(one, two);
+    assert_eq!(one.as_ptr(), two.as_ptr(), "the same bytes, built once");
+    let three = other_order.next().now_or_never().flatten().expect("ready");
+    assert_ne!(one, three, "other ids: their own chunk");
+
+    // One moves on alone: from then on each has its own place, and both read
+    // exactly what follows.
+    publish(&hub, "c", "c0");
+    let one = first.next().now_or_never().flatten().expect("ready");
+    publish(&hub, "c", "c1");
+    let two = second.next().now_or_never().flatten().expect("ready");
+    let mut decoder = Decoder::new();
+    let data = |decoder: &mut Decoder, chunk: &[u8]| {
+        decoder.feed(chunk).unwrap().into_iter().map(|event| event.data).collect::<Vec<_>>()
+    };
+    assert_eq!(data(&mut decoder, &one), ["c0"]);
+    // The chunk the first built from this place (c0), then the rest.
+    let mut got = data(&mut decoder, &two);
+    while let Some(Some(chunk)) = second.next().now_or_never() {
+        got.extend(data(&mut decoder, &chunk));
+    }
+    assert_eq!(got, ["c0", "c1"]);
+    let one = first.next().now_or_never().flatten().expect("ready");
+    assert_eq!(data(&mut decoder, &one), ["c1"]);
+    assert!(first.next().now_or_never().is_none() && second.next().now_or_never().is_none());
 }

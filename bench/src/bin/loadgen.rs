@@ -14,7 +14,7 @@
 //! `examples/`. `--bin-dir DIR` names another profile directory.
 //!
 //! ```text
-//! loadgen [--servers a,b] [--scenarios a,b,c,d,e] [--scale F] [--runs N] [--quick]
+//! loadgen [--servers a,b] [--scenarios a,b,c,d,e,f] [--scale F] [--runs N] [--quick]
 //!         [--out FILE] [--bin-dir DIR] [--no-pin]
 //! loadgen --chart RESULTS.json OUT_DIR     SVG charts of a results file
 //! loadgen --report RESULTS.json            Markdown tables of a results file
@@ -62,6 +62,9 @@ struct Scenario {
     size: usize,
     rate: u64,
     stalled: usize,
+    /// Topics each connection follows: `bench`, where the events go, and
+    /// `topics - 1` quiet ones (one stream of several topics).
+    topics: usize,
 }
 
 const SCENARIOS: &[Scenario] = &[
@@ -73,6 +76,7 @@ const SCENARIOS: &[Scenario] = &[
         size: 128,
         rate: 0,
         stalled: 0,
+        topics: 1,
     },
     Scenario {
         name: 'b',
@@ -82,6 +86,7 @@ const SCENARIOS: &[Scenario] = &[
         size: 128,
         rate: 100,
         stalled: 0,
+        topics: 1,
     },
     Scenario {
         name: 'c',
@@ -91,6 +96,7 @@ const SCENARIOS: &[Scenario] = &[
         size: 0,
         rate: 0,
         stalled: 0,
+        topics: 1,
     },
     Scenario {
         name: 'd',
@@ -100,6 +106,7 @@ const SCENARIOS: &[Scenario] = &[
         size: 128,
         rate: 0,
         stalled: 0,
+        topics: 1,
     },
     Scenario {
         name: 'e',
@@ -109,6 +116,17 @@ const SCENARIOS: &[Scenario] = &[
         size: 1024,
         rate: 0,
         stalled: 10,
+        topics: 1,
+    },
+    Scenario {
+        name: 'f',
+        what: "10 000 connections x 200 events of 128 B, each following 4 topics (events on one)",
+        conns: 10_000,
+        events: 200,
+        size: 128,
+        rate: 0,
+        stalled: 0,
+        topics: 4,
     },
 ];
 
@@ -137,7 +155,7 @@ struct Opts {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: loadgen [--servers a,b] [--scenarios a,b,c,d,e] [--scale F] [--runs N] [--quick] [--out FILE] [--bin-dir DIR] [--no-pin]\n       loadgen --chart RESULTS.json OUT_DIR\n       loadgen --report RESULTS.json\nservers: {}",
+        "usage: loadgen [--servers a,b] [--scenarios a,b,c,d,e,f] [--scale F] [--runs N] [--quick] [--out FILE] [--bin-dir DIR] [--no-pin]\n       loadgen --chart RESULTS.json OUT_DIR\n       loadgen --report RESULTS.json\nservers: {}",
         SERVERS.iter().map(|s| s.0).collect::<Vec<_>>().join(", ")
     );
     std::process::exit(2)
@@ -411,9 +429,9 @@ struct ConnStats {
 
 /// One connection to `GET /events`: reads until stopped (or, when `stalled`,
 /// reads nothing until told to drain, then reads until 2 s of silence).
-async fn subscriber(addr: SocketAddr, stalled: bool, expected: u64, shared: Arc<Shared>) -> ConnStats {
+async fn subscriber(addr: SocketAddr, path: Arc<str>, stalled: bool, expected: u64, shared: Arc<Shared>) -> ConnStats {
     let mut stats = ConnStats::default();
-    if let Err(err) = subscribe(addr, stalled, expected, &shared, &mut stats).await {
+    if let Err(err) = subscribe(addr, &path, stalled, expected, &shared, &mut stats).await {
         stats.error = Some(err);
     }
     stats
@@ -421,6 +439,7 @@ async fn subscriber(addr: SocketAddr, stalled: bool, expected: u64, shared: Arc<
 
 async fn subscribe(
     addr: SocketAddr,
+    path: &str,
     stalled: bool,
     expected: u64,
     shared: &Shared,
@@ -436,7 +455,7 @@ async fn subscribe(
         .map_err(|_| "connect timed out".to_owned())?
         .map_err(|e| format!("connect: {e}"))?;
     let _ = stream.set_nodelay(true);
-    let head = format!("GET /events?topic=bench HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
+    let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
     stream.write_all(head.as_bytes()).await.map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; 16 * 1024];
     let mut head = Vec::new();
@@ -559,9 +578,13 @@ async fn measure(server_name: &str, binary: &Path, scenario: Scenario, pin: bool
     });
     let connect_started = Instant::now();
     let mut tasks = Vec::with_capacity(total);
+    let path: Arc<str> = (1..scenario.topics)
+        .fold("/events?topic=bench".to_owned(), |path, i| path + &format!("&topic=quiet-{i}"))
+        .into();
     for i in 0..total {
         let stalled = i < scenario.stalled;
-        tasks.push((stalled, tokio::spawn(subscriber(addr, stalled, scenario.events, Arc::clone(&shared)))));
+        let subscriber = subscriber(addr, Arc::clone(&path), stalled, scenario.events, Arc::clone(&shared));
+        tasks.push((stalled, tokio::spawn(subscriber)));
     }
     // Every connection has its response head; then wait until the server counts them all.
     let connect_deadline = Instant::now() + Duration::from_secs(60);
