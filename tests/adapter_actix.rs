@@ -7,35 +7,23 @@
 #[macro_use]
 mod support;
 
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 use ssekit::{Hub, Resume};
 use support::checks::{self, Feed};
 use support::demo::{Demo, DemoApp};
-use support::server::{Server, ShutdownSignal};
+use support::server::{self, Server, ShutdownSignal};
 
 fn start() -> Demo {
     Demo::start(DemoApp::Actix, checks::CONTRACT_FLAGS)
 }
 
-/// Serves the routes `configure` adds on `listener` until `shutdown`, then stops
-/// gracefully. A connection still open is cut 3 s into the stop: actix's
-/// default, 30 s, is past the suite's 5 s bound.
+/// Serves the routes `configure` adds (see [`server::serve_actix`]).
 async fn serve_with(
     listener: std::net::TcpListener,
     shutdown: ShutdownSignal,
     configure: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
 ) -> std::io::Result<()> {
-    let server = HttpServer::new(move || App::new().configure(configure.clone()))
-        .disable_signals()
-        .shutdown_timeout(3)
-        .listen(listener)?
-        .run();
-    let handle = server.handle();
-    tokio::spawn(async move {
-        shutdown.await;
-        handle.stop(true).await;
-    });
-    server.await
+    server::serve_actix(listener, shutdown, move || App::new().configure(configure.clone())).await
 }
 
 // actix-web notices a closed connection only when writing to it fails.

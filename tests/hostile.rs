@@ -191,7 +191,8 @@ async fn topic_names_empty_and_huge() {
 #[tokio::test]
 async fn topic_count_is_capped() {
     let cap = 100;
-    let hub = Hub::builder().max_topics(cap).build();
+    // Refusing at the limit (the default replaces idle topics: see below).
+    let hub = Hub::builder().max_topics(cap).replace_idle_topics(false).build();
     let mut refused = 0;
     for n in 0..100_000 {
         match hub.try_publish(&format!("topic-{n}"), Event::new().data("x")) {
@@ -217,6 +218,47 @@ async fn topic_count_is_capped() {
     let mut subscription = hub.try_subscribe("topic-0", Resume::Live).unwrap();
     hub.try_publish("topic-0", Event::new().data("still here")).unwrap();
     assert!(next(&mut subscription).await.unwrap().starts_with(b"data: still here\n"));
+}
+
+/// A flood of fresh topic names at the limit (10 000 publishes, what filled the
+/// default limit in under a second) cannot lock new topics out: the least
+/// recently used topics without subscribers give their places; topics with
+/// subscribers keep theirs; a client of a replaced topic gets a reset.
+#[tokio::test]
+async fn a_flood_of_fresh_topics_replaces_idle_ones_never_followed_ones() {
+    let cap = 100;
+    let hub = Hub::builder().max_topics(cap).build();
+    let mut followed = hub.try_subscribe("followed", Resume::Live).unwrap();
+    let kept = hub.try_publish("published-early", Event::new().data("x")).unwrap();
+    for n in 0..10_000 {
+        hub.try_publish(&format!("flood-{n}"), Event::new().data("x")).expect("an idle topic gives its place");
+        assert!(hub.metrics().topics <= cap);
+    }
+    assert_eq!(hub.metrics().topics, cap);
+    // The most recent flood topics are held, the oldest went first.
+    assert_eq!(hub.try_subscribe("flood-9999", Resume::Live).unwrap().topic(), "flood-9999");
+    assert_eq!(hub.subscribers("flood-9999"), 0);
+    hub.try_publish("followed", Event::new().data("still here")).unwrap();
+    assert!(next(&mut followed).await.unwrap().starts_with(b"data: still here\n"));
+
+    // A client of a replaced topic comes back: a reset, then live events.
+    let mut back = hub
+        .try_subscribe("published-early", Resume::After(LastEventId::parse(kept.to_string().as_bytes()).unwrap()))
+        .unwrap();
+    let reset = next(&mut back).await.unwrap();
+    assert!(reset.starts_with(b"event: reset\n"), "{:?}", String::from_utf8_lossy(&reset));
+    assert!(String::from_utf8_lossy(&reset).contains(r#""reason":"epoch""#), "{:?}", String::from_utf8_lossy(&reset));
+
+    // With every topic followed, a new one is refused.
+    let held: Vec<_> =
+        (0..cap).map(|n| hub.try_subscribe(&format!("held-{n}"), Resume::Live)).take_while(Result::is_ok).collect();
+    assert!(hub.metrics().topics == cap && held.len() < cap);
+    assert!(matches!(
+        hub.try_publish("one-more", Event::new().data("x")),
+        Err(PublishError::Topic(TopicError::Limit { .. }))
+    ));
+    drop(held);
+    assert!(hub.try_publish("one-more", Event::new().data("x")).is_ok(), "room again once they leave");
 }
 
 #[tokio::test]

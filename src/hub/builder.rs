@@ -33,6 +33,7 @@ pub struct HubBuilder {
     pub(super) limits: Limits,
     pub(super) idle_ttl: Option<Duration>,
     pub(super) max_topics: usize,
+    pub(super) replace_idle_topics: bool,
     pub(super) max_topic_len: usize,
     pub(super) lag_policy: LagPolicy,
     pub(super) max_topics_per_subscription: usize,
@@ -58,6 +59,7 @@ impl HubBuilder {
             limits: Limits { max_events: 1024, max_bytes: 4 << 20, max_age: None },
             idle_ttl: Some(Duration::from_secs(3600)),
             max_topics: 10_000,
+            replace_idle_topics: true,
             max_topic_len: 256,
             lag_policy: LagPolicy::default(),
             max_topics_per_subscription: 8,
@@ -115,8 +117,11 @@ impl HubBuilder {
         self
     }
 
-    /// Topics held at most; creating one more is an error
-    /// ([`TopicError::Limit`]) unless an idle topic can be dropped to make room.
+    /// Topics held at most. At the limit, an idle topic that can be dropped
+    /// makes room (see [`HubBuilder::idle_ttl`]); failing that, the least
+    /// recently used topic without subscribers gives its place (see
+    /// [`HubBuilder::replace_idle_topics`]); only when every topic has a
+    /// subscriber is creating one more an error ([`TopicError::Limit`]).
     ///
     /// At the limit, a refusal is usually as cheap as a look-up: the hub sweeps
     /// its topics only once an idle one can have expired (see
@@ -125,6 +130,29 @@ impl HubBuilder {
     /// cannot make it scan them all on every request.
     pub fn max_topics(&mut self, topics: usize) -> &mut Self {
         self.max_topics = topics;
+        self
+    }
+
+    /// Whether a new topic at the [`HubBuilder::max_topics`] limit takes the
+    /// place of the least recently used topic without subscribers (`true`, the
+    /// default) or is refused until one expires (`false`).
+    ///
+    /// A replaced topic's retained events are gone: a client that comes back
+    /// with an id of it gets a `reset` (reason `epoch`). With refusal instead,
+    /// anyone who can publish can fill the limit with fresh names and keep new
+    /// topics out for [`HubBuilder::idle_ttl`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let hub = ssekit::Hub::builder().max_topics(1).build();
+    /// hub.try_publish("old", ssekit::Event::new().data("x"))?;
+    /// hub.try_publish("new", ssekit::Event::new().data("y"))?; // "old" gives its place
+    /// assert_eq!(hub.metrics().topics, 1);
+    /// # Ok::<(), ssekit::PublishError>(())
+    /// ```
+    pub fn replace_idle_topics(&mut self, replace: bool) -> &mut Self {
+        self.replace_idle_topics = replace;
         self
     }
 
@@ -230,6 +258,7 @@ impl fmt::Debug for HubBuilder {
             .field("limits", &self.limits)
             .field("idle_ttl", &self.idle_ttl)
             .field("max_topics", &self.max_topics)
+            .field("replace_idle_topics", &self.replace_idle_topics)
             .field("max_topic_len", &self.max_topic_len)
             .field("lag_policy", &self.lag_policy)
             .field("max_topics_per_subscription", &self.max_topics_per_subscription)

@@ -108,7 +108,7 @@ const SMALL_BODY: usize = 2 * 1024;
 
 /// Counts a subscriber of `topic` out, and lets the hub drop the topic if it
 /// was the last.
-fn leave(hub: &Shared, topic: &Topic) {
+fn leave(hub: &Shared, topic: &Arc<Topic>) {
     if topic.remove_subscriber() {
         hub.registry.release(topic);
     }

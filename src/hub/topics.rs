@@ -11,8 +11,16 @@
 //! Clients choose topic names, so at the limit they could have it run on every
 //! request; instead the map keeps the earliest moment a sweep could drop
 //! anything ([`Topics::next_sweep`]), and a sweep before then is skipped.
+//!
+//! If the sweep frees nothing, the least recently used topic without
+//! subscribers gives its place to the new one (unless the hub refuses instead,
+//! [`HubBuilder::replace_idle_topics`]): whoever can publish could otherwise
+//! fill the limit with fresh names and lock new topics out until they expire.
+//! The topics without subscribers wait in a queue in the order they became
+//! idle; a publish since moves a topic back when the queue reaches it, so
+//! taking one costs O(1) amortized, not a pass over them all.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ops::Deref;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
@@ -29,13 +37,19 @@ pub(crate) struct Registry {
     topics: RwLock<Topics>,
     limits: Limits,
     max_topics: usize,
+    replace_idle: bool,
 }
 
 impl Registry {
     pub(crate) fn new(config: &HubBuilder) -> Self {
         let mut topics = Topics::new(config.idle_ttl);
         topics.backplane = config.backplane.clone();
-        Self { topics: RwLock::new(topics), limits: config.limits, max_topics: config.max_topics }
+        Self {
+            topics: RwLock::new(topics),
+            limits: config.limits,
+            max_topics: config.max_topics,
+            replace_idle: config.replace_idle_topics,
+        }
     }
 
     // A panic under the lock cannot leave the map half-updated (every change is
@@ -90,7 +104,7 @@ impl Registry {
         let now = Instant::now();
         if topics.len() >= self.max_topics {
             topics.make_room(now);
-            if topics.len() >= self.max_topics {
+            if topics.len() >= self.max_topics && !(self.replace_idle && topics.replace_idle()) {
                 return Err(TopicError::Limit { limit: self.max_topics });
             }
         }
@@ -104,10 +118,14 @@ impl Registry {
     }
 
     /// Called when `topic` lost its last subscriber.
-    pub(crate) fn release(&self, topic: &Topic) {
+    pub(crate) fn release(&self, topic: &Arc<Topic>) {
         let mut topics = self.write();
         if topic.subscribers() == 0 {
-            topics.drop_if_idle(topic, Instant::now());
+            let now = Instant::now();
+            topics.drop_if_idle(topic, now);
+            if !topic.read().removed {
+                topics.idle_now(topic, now);
+            }
         }
     }
 
@@ -131,6 +149,10 @@ pub(crate) struct Topics {
     next_sweep: Option<Instant>,
     /// Told of every topic held and dropped.
     backplane: Option<Arc<dyn Backplane>>,
+    /// Topics that had no subscriber, in the order they became idle, with
+    /// when (see the module's docs). It may hold topics dropped or followed
+    /// since, and a topic more than once: what is taken is checked.
+    idle: VecDeque<(Instant, Arc<Topic>)>,
 }
 
 /// Read access to the map; every change goes through the methods below, which
@@ -153,8 +175,63 @@ impl Topics {
     pub(crate) fn add(&mut self, topic: Arc<Topic>, now: Instant) {
         if topic.subscribers() == 0 {
             self.note(Some(now));
+            self.idle_now(&topic, now);
         }
         self.map.insert(topic.name.clone(), topic);
+    }
+
+    /// Queues `topic`, which has no subscriber since `now`, for
+    /// [`Topics::replace_idle`]. The queue is rebuilt from the map once it
+    /// holds twice as many entries as there are topics.
+    pub(crate) fn idle_now(&mut self, topic: &Arc<Topic>, now: Instant) {
+        self.idle.push_back((now, topic.clone()));
+        if self.idle.len() > 2 * self.map.len() + 16 {
+            let mut idle: Vec<_> = self
+                .map
+                .values()
+                .filter(|topic| topic.subscribers() == 0)
+                .map(|topic| (last_use(&topic.read()), topic.clone()))
+                .collect();
+            idle.sort_by_key(|(at, _)| *at);
+            self.idle = idle.into();
+        }
+    }
+
+    /// Drops the least recently used topic without subscribers (its clients
+    /// get a `reset` when they come back: the topic's next log is of another
+    /// epoch). Returns whether one went.
+    pub(crate) fn replace_idle(&mut self) -> bool {
+        // Each entry is looked at twice at most: once moved back (as of its
+        // last use), it is taken in its turn, unless published to again.
+        for _ in 0..2 * self.idle.len() {
+            let Some((at, topic)) = self.idle.pop_front() else { break };
+            if topic.subscribers() > 0 {
+                continue;
+            }
+            let mut state = topic.write();
+            if state.removed {
+                continue;
+            }
+            let used = last_use(&state);
+            if used > at {
+                // Published to since it was queued: back in the queue, as of then.
+                drop(state);
+                self.idle.push_back((used, topic));
+                continue;
+            }
+            self.remove(&topic, &mut state);
+            return true;
+        }
+        false
+    }
+
+    /// Drops `topic` (its `state` locked), and tells the backplane.
+    fn remove(&mut self, topic: &Topic, state: &mut State) {
+        state.removed = true;
+        self.map.remove(&topic.name);
+        if let Some(backplane) = &self.backplane {
+            backplane.released(&topic.name);
+        }
     }
 
     /// Makes room at the topic limit: sweeps if a sweep could drop anything now.
@@ -184,11 +261,7 @@ impl Topics {
         }
         let idle_until = self.idle_until(&state);
         if state.log.expire(now) || topic.fed || idle_until.is_some_and(|until| until <= now) {
-            state.removed = true;
-            self.map.remove(&topic.name);
-            if let Some(backplane) = &self.backplane {
-                backplane.released(&topic.name);
-            }
+            self.remove(topic, &mut state);
         } else {
             self.note(state.log.expires_at());
             self.note(idle_until);
@@ -199,8 +272,7 @@ impl Topics {
     /// subscribed nor published to since. `None`: never (no limit, or past what
     /// `Instant` holds).
     fn idle_until(&self, state: &State) -> Option<Instant> {
-        let since = state.log.newest_at().map_or(state.idle_since, |at| at.max(state.idle_since));
-        since.checked_add(self.idle_ttl?)
+        last_use(state).checked_add(self.idle_ttl?)
     }
 
     /// Lowers [`Topics::next_sweep`] to `at`.
@@ -209,6 +281,12 @@ impl Topics {
             self.next_sweep = Some(self.next_sweep.map_or(at, |next| next.min(at)));
         }
     }
+}
+
+/// When a topic in `state` was last used: published to, or left by its last
+/// subscriber (or created).
+fn last_use(state: &State) -> Instant {
+    state.log.newest_at().map_or(state.idle_since, |at| at.max(state.idle_since))
 }
 
 #[cfg(test)]
@@ -319,5 +397,25 @@ mod tests {
         assert_eq!((topics.len(), topics.next_sweep), (1, Some(start + 3 * ttl)));
         topics.make_room(start + 3 * ttl);
         assert!(topics.is_empty());
+    }
+
+    #[test]
+    fn the_least_recently_used_idle_topic_goes_first() {
+        let start = Instant::now() + Duration::from_secs(1);
+        let mut topics = Topics::default();
+        for (name, at) in [("a", start), ("b", start + Duration::from_secs(1))] {
+            topics.add(topic(name, None, None), at);
+        }
+        let followed = topic("followed", None, None);
+        followed.add_subscriber();
+        topics.add(followed, start);
+        // `a` is published to after it was queued: `b` is now the older.
+        topics.get("a").unwrap().write().log.append(Bytes::from_static(b"data: x\n\n"), start + Duration::from_secs(2));
+        assert!(topics.replace_idle());
+        assert!(topics.contains_key("a") && !topics.contains_key("b"));
+        assert!(topics.replace_idle());
+        assert!(!topics.contains_key("a"));
+        assert!(!topics.replace_idle(), "a followed topic is never replaced");
+        assert_eq!(topics.len(), 1);
     }
 }

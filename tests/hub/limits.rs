@@ -42,7 +42,7 @@ async fn max_bytes_evicts_and_bounds_the_event_size() {
 
 #[tokio::test]
 async fn topic_limit_sweeps_idle_topics_to_make_room() {
-    let hub = Hub::builder().max_topics(2).build();
+    let hub = Hub::builder().max_topics(2).replace_idle_topics(false).build();
     hub.try_publish("kept", data("retained")).unwrap();
     let watcher = hub.try_subscribe("watched", Resume::Live).unwrap();
     assert_eq!(hub.metrics().topics, 2);
@@ -61,7 +61,7 @@ async fn topic_limit_sweeps_idle_topics_to_make_room() {
     // now retains an event, so it stays.
     drop(watcher);
     assert_eq!(hub.metrics().topics, 2);
-    let only_subscribed = Hub::builder().max_topics(1).build();
+    let only_subscribed = Hub::builder().max_topics(1).replace_idle_topics(false).build();
     let a = only_subscribed.try_subscribe("a", Resume::Live).unwrap();
     let a2 = only_subscribed.try_subscribe("a", Resume::Live).unwrap();
     assert!(only_subscribed.try_subscribe("b", Resume::Live).is_err());
@@ -75,7 +75,7 @@ async fn topic_limit_sweeps_idle_topics_to_make_room() {
 #[tokio::test]
 async fn expired_topics_are_swept_to_make_room() {
     let age = Duration::from_millis(300);
-    let hub = Hub::builder().max_topics(1).max_age(age).build();
+    let hub = Hub::builder().max_topics(1).replace_idle_topics(false).max_age(age).build();
     let published = Instant::now();
     hub.try_publish("old", data("x")).unwrap();
     let refused = hub.try_publish("new", data("y"));
@@ -132,7 +132,7 @@ async fn events_older_than_the_age_limit_are_not_replayed() {
 #[tokio::test]
 async fn idle_topics_go_after_the_idle_limit_even_with_events() {
     let ttl = Duration::from_millis(100);
-    let hub = Hub::builder().max_topics(2).idle_ttl(Some(ttl)).build();
+    let hub = Hub::builder().max_topics(2).replace_idle_topics(false).idle_ttl(Some(ttl)).build();
     // Topics named by publishers, followed by nobody: they fill the limit only
     // for the idle time.
     let idle = Instant::now();
@@ -161,7 +161,7 @@ async fn idle_topics_go_after_the_idle_limit_even_with_events() {
     assert_reset(&back.take(1).await[0], "epoch");
 
     // Without the limit (and without an age limit), they stay.
-    let hub = Hub::builder().max_topics(1).idle_ttl(None).build();
+    let hub = Hub::builder().max_topics(1).replace_idle_topics(false).idle_ttl(None).build();
     hub.try_publish("a", data("x")).unwrap();
     std::thread::sleep(ttl);
     hub.sweep();
@@ -171,7 +171,7 @@ async fn idle_topics_go_after_the_idle_limit_even_with_events() {
 #[tokio::test]
 async fn a_topic_that_expires_after_its_last_subscriber_left_makes_room() {
     let age = Duration::from_millis(300);
-    let hub = Hub::builder().max_topics(2).max_age(age).build();
+    let hub = Hub::builder().max_topics(2).replace_idle_topics(false).max_age(age).build();
     let _forever = hub.try_subscribe("busy", Resume::Live).unwrap();
     let subscription = hub.try_subscribe("old", Resume::Live).unwrap();
     let published = Instant::now();

@@ -156,9 +156,9 @@ impl Response {
     pub(crate) fn assert_sse_headers(&self) {
         assert_eq!(self.status, 200);
         assert_eq!(self.header("content-type"), Some("text/event-stream"));
-        assert_eq!(self.header("cache-control"), Some("no-cache"));
+        assert_eq!(self.header("cache-control"), Some("no-cache, no-transform"));
         assert_eq!(self.header("x-accel-buffering"), Some("no"));
-        assert_eq!(self.header("content-encoding"), None);
+        assert_eq!(self.header("content-encoding"), Some("identity"), "never compressed");
     }
 
     /// Moves what `raw` holds of the body into `body` and the SSE decoder.

@@ -91,3 +91,31 @@ pub(crate) async fn serve_axum(
     });
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
+
+/// Serves the routes `configure` adds on actix-web, on `listener`, until
+/// `shutdown`, then stops gracefully. A connection still open is cut 3 s into
+/// the stop: actix's default, 30 s, is past the suites' 5 s bound.
+#[cfg(feature = "actix")]
+pub(crate) async fn serve_actix<A, B>(
+    listener: std::net::TcpListener,
+    shutdown: ShutdownSignal,
+    app: impl Fn() -> actix_web::App<A> + Clone + Send + 'static,
+) -> io::Result<()>
+where
+    A: actix_web::dev::ServiceFactory<
+            actix_web::dev::ServiceRequest,
+            Config = (),
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+    B: actix_web::body::MessageBody + 'static,
+{
+    let server = actix_web::HttpServer::new(app).disable_signals().shutdown_timeout(3).listen(listener)?.run();
+    let handle = server.handle();
+    tokio::spawn(async move {
+        shutdown.await;
+        handle.stop(true).await;
+    });
+    server.await
+}
