@@ -7,8 +7,8 @@
 //! Then open <http://127.0.0.1:8080/> in two windows and publish.
 
 mod common;
-
-use std::future::Future;
+#[path = "common/serve.rs"]
+mod serve;
 
 use axum::Router;
 use axum::body::Body;
@@ -18,30 +18,19 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use ssekit::Resume;
 
-use axum::serve::ListenerExt;
 use common::{App, Refused};
+use hyper_util::service::TowerToHyperService;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args = common::Args::from_env();
     let app = args.app().await?;
     let listener = tokio::net::TcpListener::from_std(args.bind()?)?;
-    serve(listener, app.clone(), common::shutdown_signal(app.hub)).await
-}
-
-/// Serves the demo until `shutdown` completes, then shuts down gracefully (close
-/// the hub first, or SSE connections keep the server waiting).
-async fn serve(
-    listener: tokio::net::TcpListener,
-    app: App,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    // Events are small writes: without TCP_NODELAY, Nagle's algorithm holds each
-    // one until the client's (delayed, up to 40 ms) ACK of the previous one.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, routes(app)).with_graceful_shutdown(shutdown).await
+    let shutdown = common::shutdown_signal(app.hub.clone());
+    // Served through hyper-util rather than `axum::serve`, for a request-head
+    // timeout and the rest of `common/serve.rs`.
+    let router = routes(app);
+    serve::serve(listener, &args, || TowerToHyperService::new(router.clone()), shutdown).await
 }
 
 /// The demo's routes.

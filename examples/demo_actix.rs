@@ -18,21 +18,38 @@ async fn main() -> std::io::Result<()> {
     let args = common::Args::from_env();
     let app = args.app().await?;
     let listener = args.bind()?;
-    serve(listener, app.clone(), common::shutdown_signal(app.hub)).await
+    let shutdown = common::shutdown_signal(app.hub.clone());
+    serve(listener, &args, app, shutdown).await
 }
 
 /// Serves the demo until `shutdown` completes, then stops gracefully (close the
 /// hub first, or SSE connections keep the server waiting until its timeout).
+///
+/// A request head must arrive within `--header-timeout` (actix's client request
+/// timeout), every connection gets `--stall-timeout` as its TCP user timeout
+/// ([`ssekit::set_stall_timeout`]), and a connection still open 1 s into the
+/// stop (a client that takes nothing) is cut (actix counts this timeout in
+/// whole seconds).
 async fn serve(
     listener: std::net::TcpListener,
+    args: &common::Args,
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = web::Data::new(app);
+    let stall_timeout = args.stall_timeout;
     let server = HttpServer::new(move || actix_web::App::new().app_data(app.clone()).configure(routes))
-        // Signals are the caller's `shutdown`; a stuck connection is cut after 3 s.
+        .on_connect(move |connection, _| {
+            if let (Some(tcp), Some(timeout)) =
+                (connection.downcast_ref::<actix_web::rt::net::TcpStream>(), stall_timeout)
+            {
+                let _ = ssekit::set_stall_timeout(tcp, timeout);
+            }
+        })
+        .client_request_timeout(args.header_timeout)
+        // Signals are the caller's `shutdown`.
         .disable_signals()
-        .shutdown_timeout(3)
+        .shutdown_timeout(1)
         .listen(listener)?
         .run();
     let handle = server.handle();

@@ -5,9 +5,10 @@
 //! Run with: cargo run --example demo_hyper --features hyper
 
 mod common;
+#[path = "common/serve.rs"]
+mod serve;
 
 use std::convert::Infallible;
-use std::future::Future;
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
@@ -16,9 +17,6 @@ use hyper::body::Incoming;
 use hyper::header::CONTENT_TYPE;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use ssekit::{BoxError, Resume};
 
 use common::{App, Refused};
@@ -31,46 +29,19 @@ async fn main() -> std::io::Result<()> {
     let args = common::Args::from_env();
     let app = args.app().await?;
     let listener = tokio::net::TcpListener::from_std(args.bind()?)?;
-    serve(listener, app.clone(), common::shutdown_signal(app.hub)).await
+    let shutdown = common::shutdown_signal(app.hub.clone());
+    serve::serve(listener, &args, || service(app.clone()), shutdown).await
 }
 
-/// Serves the demo until `shutdown` completes, then waits for the open
-/// connections to finish (close the hub first, so that SSE streams end).
-async fn serve(
-    listener: tokio::net::TcpListener,
+/// One connection's service: the routes over `app`.
+fn service(
     app: App,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                // E.g. out of file descriptors: skip this one, keep serving.
-                Err(err) => { eprintln!("accept: {err}"); continue; }
-            },
-            () = &mut shutdown => break,
-        };
-        // Events are small writes: without TCP_NODELAY, Nagle's algorithm holds each
-        // one until the client's (delayed, up to 40 ms) ACK of the previous one.
-        let _ = stream.set_nodelay(true);
+) -> impl hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send> + Send
+{
+    service_fn(move |request| {
         let app = app.clone();
-        let service = service_fn(move |request| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(route(&app, request).await) }
-        });
-        let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            // A client that goes away mid-response is not the server's error.
-            let _ = connection.await;
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
+        async move { Ok::<_, Infallible>(route(&app, request).await) }
+    })
 }
 
 /// The demo's routes.

@@ -16,6 +16,8 @@ mod sse;
 mod wire;
 
 // Inlined: each type is listed on the front page, not only as a `pub use` line.
+#[cfg(all(unix, any(feature = "hyper", feature = "actix")))]
+pub use adapter::set_stall_timeout;
 #[doc(inline)]
 pub use hub::{
     BackplaneStatus, BoxError, BuildError, EventId, EventIdError, Hub, HubBuilder, HubMetrics, LagPolicy, PublishError,

@@ -60,3 +60,18 @@ async fn per_request_stream_with_keep_alive() {
     checks::check_per_request(server.addr, &feed).await;
     server.shutdown().await;
 }
+
+/// actix-web sees a departed client only when a write fails, and the first write
+/// after the client closed succeeds: the stream's comment 250 ms after that
+/// write is the one that fails. One publish after the client left is enough.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_departed_client_is_let_go_a_second_after_one_publish() {
+    let demo = start();
+    let sse = support::client::events(demo.addr, "topic=gone", &[]).await;
+    demo.wait_subscribers(1).await;
+    drop(sse);
+    demo.publish("gone", "anyone there?").await;
+    support::client::wait_for("subscribers after one publish", 0, async || demo.subscribers().await).await;
+    assert_eq!(demo.metric("disconnects_client").await, 1);
+    demo.shutdown().await;
+}

@@ -407,3 +407,59 @@ async fn keep_alive_and_lifetime_survive_a_spent_coop_budget() {
     assert_eq!(sse.next().await.unwrap().unwrap(), KEEP_ALIVE);
     assert_eq!(idle_poll_after_spent_budget(sse).await.unwrap().unwrap(), KEEP_ALIVE);
 }
+
+/// A stream dropped after its client took nothing for half the stall timeout
+/// while events waited (or its keep-alive was overdue by as much) counts as
+/// stalled; one dropped otherwise, as a client that left.
+#[tokio::test(start_paused = true)]
+async fn a_stream_dropped_while_its_client_stalled_counts_as_stalled() {
+    let hub = Hub::new();
+    let config =
+        SseConfig::new().keep_alive(Some(Duration::from_secs(15))).stall_timeout(Some(Duration::from_secs(30)));
+    let sse = |hub: &Hub| {
+        let subscription = hub.try_subscribe("t", Resume::Live).unwrap();
+        Sse::from_subscription(subscription).with_config(config.clone())
+    };
+
+    // Events wait, nothing taken for the timeout: stalled.
+    let mut stalled = sse(&hub);
+    hub.try_publish("t", Event::new().data("a")).unwrap();
+    assert!(stalled.next().await.is_some());
+    hub.try_publish("t", Event::new().data("b")).unwrap();
+    tokio::time::advance(Duration::from_secs(31)).await;
+    drop(stalled);
+    assert_eq!((hub.metrics().disconnects_stalled, hub.metrics().disconnects_client), (1, 0));
+
+    // Nothing waits, the keep-alive comment not overdue by half the timeout: a client that left.
+    let mut idle = sse(&hub);
+    assert!(idle.next().now_or_never().is_none());
+    tokio::time::advance(Duration::from_secs(29)).await;
+    drop(idle);
+    assert_eq!((hub.metrics().disconnects_stalled, hub.metrics().disconnects_client), (1, 1));
+
+    // The keep-alive comment untaken for half the timeout: stalled.
+    let mut silent = sse(&hub);
+    assert!(silent.next().now_or_never().is_none());
+    tokio::time::advance(Duration::from_secs(31)).await;
+    drop(silent);
+    assert_eq!((hub.metrics().disconnects_stalled, hub.metrics().disconnects_client), (2, 1));
+
+    // Events wait, but taken from recently (under half the timeout): a client that left.
+    let mut reading = sse(&hub);
+    hub.try_publish("t", Event::new().data("c")).unwrap();
+    assert!(reading.next().await.is_some());
+    hub.try_publish("t", Event::new().data("d")).unwrap();
+    tokio::time::advance(Duration::from_secs(14)).await;
+    drop(reading);
+    assert_eq!((hub.metrics().disconnects_stalled, hub.metrics().disconnects_client), (2, 2));
+
+    // No stall timeout: never stalled.
+    let mut unbounded = Sse::from_subscription(hub.try_subscribe("t", Resume::Live).unwrap())
+        .with_config(SseConfig::new().stall_timeout(None));
+    hub.try_publish("t", Event::new().data("e")).unwrap();
+    assert!(unbounded.next().await.is_some());
+    hub.try_publish("t", Event::new().data("f")).unwrap();
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    drop(unbounded);
+    assert_eq!((hub.metrics().disconnects_stalled, hub.metrics().disconnects_client), (2, 3));
+}

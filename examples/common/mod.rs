@@ -35,6 +35,10 @@ pub(crate) struct Args {
     pub(crate) retry: Option<Duration>,
     pub(crate) max_lifetime: Option<Duration>,
     pub(crate) redis: Option<String>,
+    /// How long a request head may take to arrive.
+    pub(crate) header_timeout: Duration,
+    /// How long a client may take nothing while data waits (`None`: forever).
+    pub(crate) stall_timeout: Option<Duration>,
 }
 
 impl Default for Args {
@@ -46,12 +50,14 @@ impl Default for Args {
             retry: None,
             max_lifetime: None,
             redis: None,
+            header_timeout: Duration::from_secs(10),
+            stall_timeout: Some(Duration::from_secs(30)),
         }
     }
 }
 
-const USAGE: &str =
-    "usage: [--port N] [--history N] [--keep-alive SECS] [--retry MS] [--max-lifetime SECS] [--redis URL]";
+const USAGE: &str = "usage: [--port N] [--history N] [--keep-alive SECS] [--retry MS] [--max-lifetime SECS] \
+                     [--redis URL] [--header-timeout SECS] [--stall-timeout SECS (0: never)]";
 
 impl Args {
     /// The process's flags; prints the problem and exits with code 2 when they are wrong.
@@ -79,6 +85,11 @@ impl Args {
                 "--retry" => args.retry = Some(Duration::from_millis(value(&flag, flags.next())?)),
                 "--max-lifetime" => args.max_lifetime = Some(Duration::from_secs(value(&flag, flags.next())?)),
                 "--redis" => args.redis = Some(value(&flag, flags.next())?),
+                "--header-timeout" => args.header_timeout = Duration::from_secs(value(&flag, flags.next())?),
+                "--stall-timeout" => {
+                    args.stall_timeout =
+                        Some(Duration::from_secs(value(&flag, flags.next())?)).filter(|t| !t.is_zero());
+                }
                 "-h" | "--help" => {
                     println!("{USAGE}");
                     std::process::exit(0);
@@ -92,7 +103,7 @@ impl Args {
     /// The app these flags describe: a hub in memory, or shared through Redis
     /// with `--redis`, and the settings of its streams.
     pub(crate) async fn app(&self) -> std::io::Result<App> {
-        let mut stream = SseConfig::new().keep_alive(Some(self.keep_alive));
+        let mut stream = SseConfig::new().keep_alive(Some(self.keep_alive)).stall_timeout(self.stall_timeout);
         if let Some(retry) = self.retry {
             stream = stream.retry(retry);
         }
@@ -285,6 +296,7 @@ pub(crate) fn health(hub: &Hub) -> Reply {
         "disconnects_closed": metrics.disconnects_closed,
         "disconnects_lifetime": metrics.disconnects_lifetime,
         "disconnects_lagged": metrics.disconnects_lagged,
+        "disconnects_stalled": metrics.disconnects_stalled,
     });
     if let Some(status) = hub.backplane_status() {
         health["redis"] = serde_json::json!({

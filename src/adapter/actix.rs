@@ -17,6 +17,7 @@ use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_core::Stream;
@@ -33,8 +34,18 @@ use crate::wire::headers::RESPONSE_HEADERS;
 use crate::wire::last_event_id::{LAST_EVENT_ID, Resume};
 
 /// Status 200 with [`RESPONSE_HEADERS`], closing the connection when the stream
-/// ends. actix-web notices that a client left only when a write fails, so a
-/// hub subscription lasts until the next event or keep-alive comment.
+/// ends.
+///
+/// actix-web notices that a client left only when a write to it fails, and the
+/// first write after the client closed succeeds (the kernel takes it; the
+/// client's answer is a reset). So 250 ms after each write that nothing
+/// followed (an event, a keep-alive comment) the stream writes a comment, and
+/// twice after the head: a subscription whose client left ends about 250 ms
+/// after the next event, at most 250 ms after the next keep-alive comment when
+/// no event comes, and within 500 ms when the client left as soon as it had
+/// the head. (Without this, departed clients stayed subscribed until the
+/// second keep-alive, and under connection churn their connections piled up
+/// in the server's memory: see BENCHMARKS.md.)
 #[cfg_attr(docsrs, doc(cfg(feature = "actix")))]
 impl<S: Source + 'static> Responder for Sse<S> {
     type Body = BoxBody;
@@ -43,6 +54,12 @@ impl<S: Source + 'static> Responder for Sse<S> {
         response(self)
     }
 }
+
+/// How long after a write that nothing followed the stream writes a comment,
+/// to learn whether its client is still there: long enough for the client's
+/// reset to arrive (a round trip), short enough that departed clients do not
+/// pile up under churn.
+const PROBE: Duration = Duration::from_millis(250);
 
 /// A refused subscription: when it is temporary
 /// ([`SubscribeError::is_temporary`]), a `200` stream that sets a retry delay of
@@ -75,7 +92,8 @@ impl ResponseError for SubscribeError {
 }
 
 /// The streaming response of `sse`.
-fn response<S: Source + 'static>(sse: Sse<S>) -> HttpResponse {
+fn response<S: Source + 'static>(mut sse: Sse<S>) -> HttpResponse {
+    sse.probe_writes(PROBE);
     let mut response = HttpResponse::Ok();
     // The stream ends only on shutdown, at the end of its lifetime or of its
     // source: closing the connection then lets a graceful shutdown finish at
@@ -96,7 +114,7 @@ fn response<S: Source + 'static>(sse: Sse<S>) -> HttpResponse {
 pin_project_lite::pin_project! {
     /// The response body: never fails (a source error ends it cleanly and is
     /// reported, see [`Sse::new`]).
-    struct Body<S> {
+    struct Body<S: Source> {
         #[pin]
         sse: Sse<S>,
     }

@@ -1,6 +1,7 @@
 //! Framework adapters: each converts [`Sse`] and [`Resume`](crate::Resume) to
 //! one server's types and holds no logic another needs. What they share is
-//! here: the answer to a refused subscription.
+//! here: the answer to a refused subscription, and the socket setting that lets
+//! go of a client that stopped reading ([`set_stall_timeout`]).
 //!
 //! Adapters import the stream, the hub and the wire format; nothing imports them.
 
@@ -10,6 +11,11 @@ mod actix;
 mod axum;
 #[cfg(feature = "hyper")]
 mod hyper;
+#[cfg(all(unix, any(feature = "hyper", feature = "actix")))]
+mod tcp;
+
+#[cfg(all(unix, any(feature = "hyper", feature = "actix")))]
+pub use tcp::set_stall_timeout;
 
 #[cfg(any(feature = "axum", feature = "actix"))]
 use crate::hub::SubscribeError;

@@ -24,10 +24,13 @@ pub(crate) enum Disconnect {
     Lifetime,
     /// It fell behind the log under [`LagPolicy::Disconnect`](crate::LagPolicy::Disconnect).
     Lagged,
+    /// Its client took nothing for the stall timeout while data waited, and its
+    /// connection was dropped.
+    Stalled,
 }
 
 impl Disconnect {
-    const ALL: [Self; 4] = [Self::Client, Self::Closed, Self::Lifetime, Self::Lagged];
+    const ALL: [Self; 5] = [Self::Client, Self::Closed, Self::Lifetime, Self::Lagged, Self::Stalled];
 }
 
 impl Counters {
@@ -57,6 +60,7 @@ impl Counters {
             disconnects_closed: disconnects(Disconnect::Closed),
             disconnects_lifetime: disconnects(Disconnect::Lifetime),
             disconnects_lagged: disconnects(Disconnect::Lagged),
+            disconnects_stalled: disconnects(Disconnect::Stalled),
         }
     }
 }
@@ -114,4 +118,10 @@ pub struct HubMetrics {
     /// Subscribers that fell behind the log and were disconnected
     /// ([`LagPolicy::Disconnect`](crate::LagPolicy::Disconnect)).
     pub disconnects_lagged: u64,
+    /// Streams of [`Hub::sse`](crate::Hub::sse) (or [`Sse`](crate::Sse) over a
+    /// subscription) dropped after their client took nothing for
+    /// [`SseConfig::stall_timeout`](crate::SseConfig::stall_timeout) while data
+    /// waited: a client that stopped reading, let go by the server (see
+    /// [`set_stall_timeout`](crate::set_stall_timeout)).
+    pub disconnects_stalled: u64,
 }

@@ -239,6 +239,17 @@ impl Subscription {
         self.end(Disconnect::Lifetime);
     }
 
+    /// Its client stalled and its connection is dropped: counted as such, not
+    /// as a client that left.
+    pub(crate) fn stalled(&mut self) {
+        self.end(Disconnect::Stalled);
+    }
+
+    /// Whether events wait that it has not yielded (or a chunk it holds).
+    pub(crate) fn behind(&self) -> bool {
+        self.pending.is_some() || self.cursors.iter().any(|cursor| !cursor.quiet())
+    }
+
     /// A chunk taken but not yielded yet (the id line of an event whose body was
     /// yielded), to send before the stream ends.
     pub(crate) fn take_held(&mut self) -> Option<Bytes> {
@@ -257,8 +268,12 @@ impl Subscription {
     /// # Ok::<(), ssekit::SubscribeError>(())
     /// ```
     pub fn on_close(mut self, on_close: impl FnOnce() + Send + Sync + 'static) -> Self {
-        self.on_close = Some(Box::new(on_close));
+        self.set_on_close(Box::new(on_close));
         self
+    }
+
+    pub(crate) fn set_on_close(&mut self, on_close: Box<dyn FnOnce() + Send + Sync>) {
+        self.on_close = Some(on_close);
     }
 
     /// The topic followed (the first one, for several topics).

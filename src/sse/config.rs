@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-/// Keep-alive, retry hint and lifetime of a [`Sse`](super::Sse) stream.
+/// Keep-alive, retry hint, lifetime and stall timeout of a [`Sse`](super::Sse) stream.
 ///
 /// # Examples
 ///
@@ -22,16 +22,19 @@ pub struct SseConfig {
     pub(super) retry: Option<Duration>,
     pub(super) retry_jitter: Duration,
     pub(super) max_lifetime: Option<(Duration, Duration)>,
+    pub(super) stall_timeout: Option<Duration>,
 }
 
 impl SseConfig {
-    /// Keep-alive after 15 s idle; no retry hint; no lifetime limit.
+    /// Keep-alive after 15 s idle; no retry hint; no lifetime limit; a stall
+    /// timeout of 30 s.
     pub fn new() -> Self {
         Self {
             keep_alive: Some(Duration::from_secs(15)),
             retry: None,
             retry_jitter: Duration::ZERO,
             max_lifetime: None,
+            stall_timeout: Some(STALL_TIMEOUT),
         }
     }
 
@@ -62,7 +65,33 @@ impl SseConfig {
         self.max_lifetime = Some((lifetime, jitter));
         self
     }
+
+    /// How long a client may take no bytes while data waits for it before it
+    /// counts as stalled (`None`: never; 30 s by default).
+    ///
+    /// A client that stops reading (a frozen tab, a dead mobile link the
+    /// kernel still keeps) holds its connection, the server's buffers for it
+    /// and the kernel's send queue for as long as nothing closes them. The
+    /// stream cannot close the socket, which the framework holds, and is not
+    /// polled while the framework's buffers are full: give the same timeout to
+    /// the socket with [`set_stall_timeout`](crate::set_stall_timeout) when you
+    /// accept the connection, and the kernel drops the connection once the
+    /// client has taken nothing for that long. The stream then counts it in
+    /// [`HubMetrics::disconnects_stalled`](crate::HubMetrics::disconnects_stalled)
+    /// rather than as a client that left: dropped when it had taken nothing for
+    /// half the timeout or more while events waited for it or its keep-alive
+    /// comment was overdue by as much (half: the server's buffers go on taking
+    /// chunks for a while after the client stopped). A client that stalls on a
+    /// topic where nothing is published is let go all the same, but counted as
+    /// a client that left unless its keep-alive comment was overdue.
+    pub fn stall_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.stall_timeout = timeout.filter(|t| !t.is_zero());
+        self
+    }
 }
+
+/// The default of [`SseConfig::stall_timeout`].
+const STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for SseConfig {
     fn default() -> Self {

@@ -68,7 +68,7 @@ pin_project_lite::pin_project! {
     /// assert!(sse.next().await.is_none());
     /// # }
     /// ```
-    pub struct Sse<S> {
+    pub struct Sse<S: Source> {
         #[pin]
         source: S,
         config: SseConfig,
@@ -83,7 +83,36 @@ pin_project_lite::pin_project! {
         timer_waker: Option<Waker>,
         shutdown: Option<(Shutdown, Pin<Box<OwnedNotified>>)>,
         on_error: Option<Box<dyn FnMut(BoxError) + Send + Sync>>,
+        // A comment this long after each write that nothing else follows (see
+        // `Sse::probe_writes`), and how many are still due.
+        probe: Option<Duration>,
+        probes_due: u8,
     }
+
+    impl<S: Source> PinnedDrop for Sse<S> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if *this.done || !stalled(this.config, *this.last_write, || this.source.behind()) {
+                return;
+            }
+            this.source.stalled();
+        }
+    }
+}
+
+/// Whether a stream dropped now, which last wrote at `last_write`, was let go
+/// because its client stalled: it had taken nothing for half the stall timeout
+/// or more while events waited for it (`behind`), or while its keep-alive
+/// comment was overdue by that much. (Half: the server's own buffers for the
+/// connection go on taking chunks for a while after its client stopped, and the
+/// kernel counts the timeout from then.)
+fn stalled(config: &SseConfig, last_write: Option<Instant>, behind: impl FnOnce() -> bool) -> bool {
+    let (Some(timeout), Some(last_write)) = (config.stall_timeout, last_write) else {
+        return false;
+    };
+    let (quiet, least) = (last_write.elapsed(), timeout / 2);
+    let overdue = config.keep_alive.is_some_and(|interval| quiet >= interval.saturating_add(least));
+    quiet >= least && (overdue || behind())
 }
 
 impl<S> Sse<Events<S>>
@@ -209,7 +238,7 @@ impl Sse<Subscription> {
     /// # Ok(()) }
     /// ```
     pub fn on_close(mut self, on_close: impl FnOnce() + Send + Sync + 'static) -> Self {
-        self.source = self.source.on_close(on_close);
+        self.source.set_on_close(Box::new(on_close));
         self
     }
 }
@@ -227,6 +256,8 @@ impl<S: Source> Sse<S> {
             timer_waker: None,
             shutdown: None,
             on_error: None,
+            probe: None,
+            probes_due: 0,
         }
     }
 
@@ -293,6 +324,19 @@ impl<S: Source> Sse<S> {
         self
     }
 
+    /// Sends a keep-alive comment `after` each write that nothing else
+    /// followed (data, a keep-alive comment), and two after the response head:
+    /// for a server that notices a departed client only when a write to it
+    /// fails (actix-web). The first write after the client closed succeeds (the
+    /// kernel takes it, the client answers with a reset); the comment after it
+    /// is the write that fails. (Two after the head: a client that leaves as
+    /// soon as it has the head, like a page reloaded, is let go within twice
+    /// `after`, not after the next keep-alive.)
+    #[cfg(feature = "actix")]
+    pub(crate) fn probe_writes(&mut self, after: Duration) {
+        self.probe = Some(after);
+    }
+
     /// The source: the hub subscription or the event stream.
     pub fn get_ref(&self) -> &S {
         &self.source
@@ -312,6 +356,8 @@ impl<S: Source> Stream for Sse<S> {
         if !*this.started {
             let now = Instant::now();
             *this.started = true;
+            // The response head went out with this first poll.
+            *this.probes_due = if this.probe.is_some() { 2 } else { 0 };
             *this.last_write = Some(now);
             // A lifetime past what an `Instant` holds is no limit.
             *this.end_at = this
@@ -334,6 +380,11 @@ impl<S: Source> Stream for Sse<S> {
                 // The clock is read once per chunk written, and not when idle.
                 let now = Instant::now();
                 *this.last_write = Some(now);
+                if this.probe.is_some() {
+                    *this.probes_due = 1;
+                    // The next comment is due sooner than the timer is set for.
+                    *this.timer_waker = None;
+                }
                 // A source that is always ready must not outlive the lifetime:
                 // this chunk is the last (but for a frame the source holds).
                 if this.end_at.is_some_and(|end| end <= now) {
@@ -354,7 +405,10 @@ impl<S: Source> Stream for Sse<S> {
         }
         // Idle: wait for the next keep-alive or the end of the lifetime. The timer
         // is moved only when it fires, not on every write.
-        if this.config.keep_alive.is_none() && this.end_at.is_none() {
+        // The interval after which a comment is due: the probe after a write,
+        // else the keep-alive.
+        let interval = if *this.probes_due > 0 { *this.probe } else { this.config.keep_alive };
+        if interval.is_none() && this.end_at.is_none() {
             return Poll::Pending;
         }
         if let (Some(timer), Some(waker)) = (this.timer.as_ref(), this.timer_waker.as_ref()) {
@@ -368,7 +422,7 @@ impl<S: Source> Stream for Sse<S> {
         }
         // An interval past what an `Instant` holds is never.
         let keep_alive_at = |last_write: &Option<Instant>, now: Instant| {
-            this.config.keep_alive.and_then(|interval| last_write.unwrap_or(now).checked_add(interval))
+            interval.and_then(|interval| last_write.unwrap_or(now).checked_add(interval))
         };
         let mut now = Instant::now();
         loop {
@@ -382,6 +436,11 @@ impl<S: Source> Stream for Sse<S> {
             let keep_alive_at = keep_alive_at(this.last_write, now);
             if keep_alive_at.is_some_and(|at| at <= due) {
                 *this.last_write = Some(now);
+                // A keep-alive comment is a write a probe follows; a probe is not.
+                *this.probes_due = match *this.probes_due {
+                    0 => u8::from(this.probe.is_some()),
+                    due => due - 1,
+                };
                 return Poll::Ready(Some(Ok(Bytes::from_static(KEEP_ALIVE))));
             }
             let Some(target) = earliest(keep_alive_at, *this.end_at) else {
@@ -422,7 +481,7 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
-impl<S: fmt::Debug> fmt::Debug for Sse<S> {
+impl<S: Source + fmt::Debug> fmt::Debug for Sse<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sse").field("source", &self.source).field("config", &self.config).finish_non_exhaustive()
     }

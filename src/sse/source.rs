@@ -58,6 +58,16 @@ pub trait Source: sealed::Sealed {
     #[doc(hidden)]
     fn lifetime_over(self: Pin<&mut Self>) {}
 
+    /// Whether data waits that the client has not taken.
+    #[doc(hidden)]
+    fn behind(&self) -> bool {
+        false
+    }
+
+    /// The stream is dropped because its client stalled.
+    #[doc(hidden)]
+    fn stalled(self: Pin<&mut Self>) {}
+
     /// A frame taken from the underlying stream but not sent yet, to send before
     /// the stream ends.
     #[doc(hidden)]
@@ -76,6 +86,14 @@ impl Source for Subscription {
 
     fn lifetime_over(self: Pin<&mut Self>) {
         self.get_mut().lifetime_over();
+    }
+
+    fn behind(&self) -> bool {
+        Subscription::behind(self)
+    }
+
+    fn stalled(self: Pin<&mut Self>) {
+        self.get_mut().stalled();
     }
 
     fn take_held(self: Pin<&mut Self>) -> Option<Bytes> {

@@ -13,8 +13,12 @@ use super::client::{Response, events, get_json, has_comment, post, request, with
 use super::demo::Demo;
 use super::server::{Server, wait_subscribers};
 
-/// The demo flags of the contract tests: a short history so that ids get evicted.
-pub(crate) const CONTRACT_FLAGS: &[&str] = &["--history", "4"];
+/// The demo flags of the contract tests: a short history so that ids get
+/// evicted; short head and stall timeouts, so that the checks of both are quick.
+pub(crate) const CONTRACT_FLAGS: &[&str] = &["--history", "4", "--header-timeout", "1", "--stall-timeout", "2"];
+
+/// The stall timeout of [`CONTRACT_FLAGS`].
+const STALL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Headers, then events published over `/publish` arrive one at a time: each is
 /// read before the next is published.
@@ -194,6 +198,133 @@ pub(crate) async fn check_shutdown(demo: Demo) {
     }
 }
 
+/// A client that sends its request head a byte at a time (slowloris) is
+/// dropped once the head timeout has passed (the demo may answer `408` first),
+/// long before its head would be complete.
+pub(crate) async fn check_slow_head_dropped(demo: &Demo) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let head = format!("GET /health HTTP/1.1\r\nHost: x\r\nX-Padding: {}\r\n\r\n", "a".repeat(200));
+    let mut stream = within("connect", tokio::net::TcpStream::connect(demo.addr)).await.expect("connect");
+    let mut sent = 0;
+    let mut answer = Vec::new();
+    // 5 bytes a second: the whole head would take over 40 s.
+    let closed = loop {
+        if stream.write_all(&head.as_bytes()[sent..sent + 1]).await.is_err() {
+            break true;
+        }
+        sent += 1;
+        let mut buf = [0u8; 512];
+        match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break true,
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+        if sent == head.len() {
+            break false;
+        }
+    };
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(closed, "a byte-a-time head was served in full: {answer:?}");
+    assert!(sent < 40, "dropped after {sent} bytes, over 8 s: the head timeout is 1 s");
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+}
+
+/// The bytes waiting in the kernel's send queues of the demo's side of its
+/// connections (`/proc/net/tcp`, Linux).
+fn send_queues(demo: &Demo) -> u64 {
+    let port = format!(":{:04X}", demo.addr.port());
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    let local = fields.get(1)?;
+                    let queue = fields.get(4)?.split(':').next()?;
+                    local.ends_with(&port).then(|| u64::from_str_radix(queue, 16).ok()).flatten()
+                })
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
+/// Clients that stop reading: each has a small receive buffer and reads
+/// nothing after its request.
+async fn stalled_clients(demo: &Demo, topic: &str, count: usize) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+
+    let head = format!("GET /events?topic={topic} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n");
+    let mut clients = Vec::with_capacity(count);
+    for _ in 0..count {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("receive buffer");
+        let mut stream = within("connect", socket.connect(demo.addr)).await.expect("connect");
+        within("request", stream.write_all(head.as_bytes())).await.expect("request");
+        clients.push(stream);
+    }
+    clients
+}
+
+/// Publishes `count` events of 64 KiB on `topic`, each once `reader` has the
+/// one before: a backlog for clients that do not read, none for one that does.
+async fn backlog(demo: &Demo, topic: &str, reader: &mut Response, count: usize) {
+    let data = "x".repeat(64 * 1024);
+    for i in (0..count).map(|i| i % 10) {
+        let (status, reply) =
+            post(demo.addr, &format!("/publish?topic={topic}"), &format!(r#"{{"data": "{i}{data}"}}"#)).await;
+        assert_eq!(status, 200, "{reply}");
+        let event = reader.next_event().await;
+        assert_eq!((event.event.as_str(), &event.data[..i.to_string().len()]), ("message", i.to_string().as_str()));
+    }
+}
+
+/// 1 000 clients that stop reading, beside one that reads: the stalled ones
+/// are let go within the stall timeout (and the kernel's slack), counted as
+/// stalled, and the kernel's send queues for them are freed; the reader loses
+/// nothing.
+pub(crate) async fn check_stalled_clients_let_go(demo: &Demo) {
+    const STALLED: usize = 1000;
+    let mut reader = events(demo.addr, "topic=stall", &[]).await;
+    let stalled = stalled_clients(demo, "stall", STALLED).await;
+    demo.wait_subscribers(STALLED as u64 + 1).await;
+    backlog(demo, "stall", &mut reader, 16).await;
+    let queued = send_queues(demo);
+    assert!(queued > STALLED as u64 * 4096, "the stalled clients' data waits in the kernel: {queued} bytes");
+
+    // Let go within the timeout, plus the kernel's probe interval and a margin,
+    // while the topic goes on (so that events wait for them).
+    let deadline = tokio::time::Instant::now() + STALL_TIMEOUT * 10;
+    while demo.subscribers().await > 1 {
+        assert!(tokio::time::Instant::now() < deadline, "{} still subscribed", demo.subscribers().await);
+        backlog(demo, "stall", &mut reader, 1).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(demo.metric("disconnects_stalled").await, STALLED as u64, "counted as stalled");
+    assert!(send_queues(demo) < 256 * 1024, "the kernel's send queues are freed: {} bytes", send_queues(demo));
+    // The reader is still served, in order, without a reset.
+    backlog(demo, "stall", &mut reader, 2).await;
+    drop(stalled);
+}
+
+/// SIGTERM while clients that stopped reading hold a backlog: the demo exits
+/// on its own, closing their connections rather than waiting for them (see
+/// [`Demo::wait_exit`]).
+pub(crate) async fn check_shutdown_under_backlog(demo: Demo) {
+    const STALLED: usize = 200;
+    let mut reader = events(demo.addr, "topic=backlog", &[]).await;
+    let stalled = stalled_clients(&demo, "backlog", STALLED).await;
+    demo.wait_subscribers(STALLED as u64 + 1).await;
+    backlog(&demo, "backlog", &mut reader, 16).await;
+    let started = std::time::Instant::now();
+    demo.shutdown().await;
+    eprintln!("exited {:?} after SIGTERM with {STALLED} stalled clients", started.elapsed());
+    drop(stalled);
+}
+
 /// A per-request stream (no hub) that a test feeds through a channel: the
 /// route handler calls [`Feed::sse`], the test [`Feed::sender`].
 #[derive(Clone, Default)]
@@ -315,6 +446,25 @@ macro_rules! contract_tests {
         #[$test]
         async fn graceful_shutdown_with_clients_connected() {
             support::checks::check_shutdown(start()).await;
+        }
+
+        #[$test]
+        async fn a_slow_request_head_is_dropped() {
+            let demo = start();
+            support::checks::check_slow_head_dropped(&demo).await;
+            demo.shutdown().await;
+        }
+
+        #[$test]
+        async fn stalled_clients_are_let_go() {
+            let demo = start();
+            support::checks::check_stalled_clients_let_go(&demo).await;
+            demo.shutdown().await;
+        }
+
+        #[$test]
+        async fn shutdown_under_a_backlog_closes_stalled_clients() {
+            support::checks::check_shutdown_under_backlog(start()).await;
         }
     };
 }
