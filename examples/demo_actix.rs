@@ -6,6 +6,7 @@
 mod common;
 
 use std::future::Future;
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, HttpServer, Responder, web};
@@ -27,15 +28,15 @@ async fn main() -> std::io::Result<()> {
 ///
 /// A request head must arrive within `--header-timeout` (actix's client request
 /// timeout), every connection gets `--stall-timeout` as its TCP user timeout
-/// ([`ssekit::set_stall_timeout`]), and a connection still open 1 s into the
-/// stop (a client that takes nothing) is cut (actix counts this timeout in
-/// whole seconds).
+/// ([`ssekit::set_stall_timeout`]), and streams still open 500 ms into the
+/// stop (clients that take nothing) are cut.
 async fn serve(
     listener: std::net::TcpListener,
     args: &common::Args,
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let hub = app.hub.clone();
     let app = web::Data::new(app);
     let stall_timeout = args.stall_timeout;
     let server = HttpServer::new(move || actix_web::App::new().app_data(app.clone()).configure(routes))
@@ -55,10 +56,25 @@ async fn serve(
     let handle = server.handle();
     tokio::spawn(async move {
         shutdown.await;
-        handle.stop(true).await;
+        // The hub is closed: every stream ends as soon as it is polled. Wait
+        // (500 ms at most) for them all to end, then stop gracefully; a
+        // connection whose client takes nothing never ends its stream: cut.
+        let deadline = tokio::time::Instant::now() + DRAIN;
+        while hub.metrics().subscribers > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if hub.metrics().subscribers == 0 {
+            handle.stop(true).await;
+        } else {
+            eprintln!("streams still open after {DRAIN:?}: closed");
+            handle.stop(false).await;
+        }
     });
     server.await
 }
+
+/// How long open streams get to end once shutdown begins.
+const DRAIN: Duration = Duration::from_millis(500);
 
 /// The demo's routes; the app is `web::Data<App>` app data.
 fn routes(config: &mut web::ServiceConfig) {
