@@ -4,6 +4,9 @@
 //! process stand for two nodes.
 #![cfg(feature = "redis")]
 
+#[macro_use]
+mod support;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -292,4 +295,65 @@ async fn redis_restart_with_persistence_loses_nothing() {
     let events = take(&mut on_b, &mut decoder, 5).await;
     assert_eq!(data(&events), (5..10).map(|i| format!("e{i}")).collect::<Vec<_>>(), "no reset, no gap");
     assert!(b.backplane_status().unwrap().connects >= 2, "{:?}", b.backplane_status().unwrap());
+}
+
+/// A publish retried through another node with the same key appends nothing:
+/// the keys live in Redis, in the topic's slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_retried_through_another_node_with_its_key_appends_once() {
+    let redis = RedisServer::start(false);
+    let (a, b) = (node(&redis, 16).await, node(&redis, 16).await);
+    let mut reader = a.subscribe("orders", Resume::Live).await.unwrap();
+    let (first, retry) = tokio::join!(
+        a.publish_once("orders", "order-1", Event::new().data("paid")),
+        b.publish_once("orders", "order-1", Event::new().data("paid")),
+    );
+    assert_eq!(first.unwrap(), retry.unwrap(), "one append, one id");
+    let second = b.publish_once("orders", "order-2", Event::new().data("shipped")).await.unwrap();
+    assert_eq!(a.publish_once("orders", "order-2", Event::new().data("shipped")).await.unwrap(), second);
+    let mut decoder = Decoder::new();
+    assert_eq!(data(&take(&mut reader, &mut decoder, 2).await), ["paid", "shipped"]);
+    assert!(timeout(Duration::from_millis(500), reader.next()).await.is_err(), "nothing more");
+}
+
+/// The demo on Redis: a publish while Redis is down is answered `503` (the
+/// server's trouble, worth a retry), saying whether its outcome is unknown;
+/// once the link is back, `/health` dates the last error, before the link came
+/// back, and publishing works again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_answers_a_redis_outage_with_503_and_dates_the_last_error() {
+    use support::client::post;
+    use support::demo::{Demo, DemoApp};
+
+    let mut redis = RedisServer::start(false);
+    let url = redis.url();
+    let demo = Demo::start(DemoApp::Axum, &["--redis", &url]);
+    let (status, reply) = post(demo.addr, "/publish?topic=t&key=k1", r#"{"data": "a"}"#).await;
+    assert_eq!(status, 200, "{reply}");
+    let (status, retry) = post(demo.addr, "/publish?topic=t&key=k1", r#"{"data": "a"}"#).await;
+    assert_eq!((status, &retry["id"]), (200, &reply["id"]), "a retry with its key: the first id");
+
+    let unix_ms = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let killed = unix_ms();
+    redis.kill();
+    let (status, reply) = post(demo.addr, "/publish?topic=t", r#"{"data": "b"}"#).await;
+    assert_eq!(status, 503, "{reply}");
+    assert!(reply["error"].is_string() && reply["outcome_unknown"].is_boolean(), "{reply}");
+
+    redis.restart();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let health = loop {
+        let health = demo.health().await;
+        if health["redis"]["connected"] == true {
+            break health;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not reconnected: {health}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let at = health["redis"]["last_error_at"].as_u64().expect("the last error is dated");
+    assert!(health["redis"]["last_error"].is_string(), "{health}");
+    assert!((killed..=unix_ms()).contains(&at), "the outage's error, met before the link came back: {health}");
+    let (status, reply) = post(demo.addr, "/publish?topic=t", r#"{"data": "c"}"#).await;
+    assert_eq!(status, 200, "{reply}");
+    demo.shutdown().await;
 }

@@ -20,6 +20,12 @@ pub(crate) fn topic(query: Option<&str>) -> String {
     query_param(query, "topic").unwrap_or_else(|| "main".to_owned())
 }
 
+/// The `key=K` of a `POST /publish`: a publish key, so that a retry of the same
+/// publish appends nothing ([`ssekit::Hub::publish_once`]).
+pub(crate) fn publish_key(query: Option<&str>) -> Option<String> {
+    query_param(query, "key")
+}
+
 /// The topics a `GET /events` names (`topic`, repeated), `main` by default.
 pub(crate) fn topics(query: Option<&str>) -> Vec<String> {
     let topics: Vec<String> = form_urlencoded::parse(query.unwrap_or_default().as_bytes())

@@ -9,7 +9,7 @@
 //! | `GET /` | the live feed page |
 //! | `GET /events?topic=T` | the SSE stream of topic `T` (default `main`), resuming from `Last-Event-ID` or `lastEventId` |
 //! | `GET /events?topic=A&topic=B…&history=N` | one stream of several topics (at most 8, else `400`), one id resumes each; a new client first gets the last `N` events of each |
-//! | `POST /publish?topic=T` `{"event"?: "name", "data": "text"}` | `200 {"id": "..."}`, or `400 {"error": "..."}` and nothing published |
+//! | `POST /publish?topic=T[&key=K]` `{"event"?: "name", "data": "text"}` | `200 {"id": "..."}`, or `400 {"error": "..."}` and nothing published, or `503 {"error": "...", "outcome_unknown": bool}` when the shared log failed; with `key`, a retry within 5 minutes appends nothing and answers the first id |
 //! | `POST /bench?topic=T&count=M&size=P&rate=R` | publishes `M` events of `P` bytes, `R` per second (`0`: at once); `200 {"published": M}` |
 //! | `GET /health` | `200 {"subscribers": ..., "topics": ..., "published": ..., ...}`: every count of `HubMetrics` |
 
@@ -234,11 +234,22 @@ where
         Ok(event) => event,
         Err(error) => return Reply::error(400, error),
     };
-    match hub.publish(&topic(query), event).await {
+    let published = match contract::publish_key(query) {
+        Some(key) => hub.publish_once(&topic(query), &key, event).await,
+        None => hub.publish(&topic(query), event).await,
+    };
+    match published {
         Ok(id) => Reply::ok(serde_json::json!({ "id": id.to_string() })),
         // Not the client's fault: the server is closing, or holds as many topics
         // as it may until idle ones expire.
         Err(err @ (PublishError::Closed | PublishError::Topic(TopicError::Limit { .. }))) => Reply::error(503, err),
+        // The shared log could not be reached or refused: the server's trouble,
+        // worth a retry. When the outcome is unknown (the event may have been
+        // appended), the answer says so.
+        Err(err @ PublishError::Backplane(_)) => {
+            let body = serde_json::json!({ "error": err.to_string(), "outcome_unknown": err.is_outcome_unknown() });
+            Reply { status: 503, body: body.to_string() }
+        }
         Err(err) => Reply::error(400, err),
     }
 }
@@ -304,6 +315,9 @@ pub(crate) fn health(hub: &Hub) -> Reply {
             "connects": status.connects,
             "pending_topics": status.pending_topics,
             "last_error": status.last_error,
+            // When (Unix milliseconds): an error from before the link came back is history.
+            "last_error_at": status.last_error_at.and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|since| since.as_millis() as u64),
         });
     }
     Reply::ok(health)

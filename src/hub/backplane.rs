@@ -49,7 +49,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
@@ -74,6 +74,24 @@ pub trait Backplane: fmt::Debug + Send + Sync + 'static {
     /// Appends `body` (an encoded event without its `id:` line and final blank
     /// line) to the shared log of `topic`, and answers with the id it got.
     fn append(&self, topic: &str, body: Bytes) -> BoxFuture<Result<EventId, BackplaneError>>;
+
+    /// [`Backplane::append`], unless an append with the same `key` went to
+    /// `topic` within `window`: then nothing is appended and the answer is that
+    /// append's id (see [`Hub::publish_once`](crate::Hub::publish_once)). The
+    /// keys live with the shared log, so that a retry through any node is
+    /// caught.
+    ///
+    /// By default: refused, for a backplane that keeps no keys.
+    fn append_once(
+        &self,
+        topic: &str,
+        key: &str,
+        window: Duration,
+        body: Bytes,
+    ) -> BoxFuture<Result<EventId, BackplaneError>> {
+        let _ = (topic, key, window, body);
+        Box::pin(std::future::ready(Err(BackplaneError::Refused("this backplane keeps no publish keys".into()))))
+    }
 
     /// The hub now holds `topic`: load it, then feed it. Returns at once.
     fn wanted(&self, topic: &Arc<str>);
@@ -142,14 +160,34 @@ pub struct BackplaneStatus {
     pub syncs: u64,
     /// Topics waiting to be synchronised now: the backplane's lag.
     pub pending_topics: u64,
-    /// The last error met, if any.
+    /// The last error met, if any: see `last_error_at` for when (an error from
+    /// before the link came back is history, not trouble).
     pub last_error: Option<String>,
+    /// When the last error was met.
+    pub last_error_at: Option<SystemTime>,
 }
 
 impl BackplaneStatus {
     /// A status from its parts, for backplanes of other crates.
     pub fn new(connected: bool, connects: u64, syncs: u64, pending_topics: u64, last_error: Option<String>) -> Self {
-        Self { connected, connects, syncs, pending_topics, last_error }
+        Self { connected, connects, syncs, pending_topics, last_error, last_error_at: None }
+    }
+
+    /// The same status, its last error met at `at`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use ssekit::hub::backplane::BackplaneStatus;
+    ///
+    /// let now = SystemTime::now();
+    /// let status = BackplaneStatus::new(true, 2, 10, 0, Some("connection reset".into())).with_last_error_at(now);
+    /// assert_eq!(status.last_error_at, Some(now));
+    /// ```
+    pub fn with_last_error_at(mut self, at: SystemTime) -> Self {
+        self.last_error_at = Some(at);
+        self
     }
 }
 

@@ -38,6 +38,7 @@ pub struct HubBuilder {
     pub(super) lag_policy: LagPolicy,
     pub(super) max_topics_per_subscription: usize,
     pub(super) max_join_history: usize,
+    pub(super) once_window: Duration,
     pub(super) resets: Resets,
     pub(super) backplane: Option<Arc<dyn Backplane>>,
 }
@@ -64,6 +65,7 @@ impl HubBuilder {
             lag_policy: LagPolicy::default(),
             max_topics_per_subscription: 8,
             max_join_history: 100,
+            once_window: Duration::from_secs(300),
             resets: Resets::new(),
             backplane: None,
         }
@@ -186,6 +188,14 @@ impl HubBuilder {
         self
     }
 
+    /// How long a key of [`Hub::publish_once`](crate::Hub::publish_once) is
+    /// remembered: a publish with the same key to the same topic within this
+    /// window appends nothing (5 minutes by default).
+    pub fn publish_once_window(&mut self, window: Duration) -> &mut Self {
+        self.once_window = window;
+        self
+    }
+
     /// The most events of each topic a new subscriber may ask to get first
     /// ([`Hub::subscribe_many`]'s `history`); it gets at most what the topic
     /// retains, too.
@@ -259,6 +269,7 @@ impl fmt::Debug for HubBuilder {
             .field("idle_ttl", &self.idle_ttl)
             .field("max_topics", &self.max_topics)
             .field("replace_idle_topics", &self.replace_idle_topics)
+            .field("once_window", &self.once_window)
             .field("max_topic_len", &self.max_topic_len)
             .field("lag_policy", &self.lag_policy)
             .field("max_topics_per_subscription", &self.max_topics_per_subscription)

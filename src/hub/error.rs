@@ -57,6 +57,15 @@ pub enum PublishError {
     /// The hub is closed.
     #[error("hub is closed")]
     Closed,
+    /// The key of [`Hub::publish_once`](crate::Hub::publish_once) is empty or
+    /// too long.
+    #[error("publish key of {len} bytes is not within 1..={max}")]
+    InvalidKey {
+        /// Its length.
+        len: usize,
+        /// The longest key.
+        max: usize,
+    },
     /// The hub publishes through a backplane, which takes a round trip: use
     /// [`Hub::publish`](crate::Hub::publish) and await it. Nothing was sent;
     /// trying again without awaiting never succeeds on this hub.

@@ -71,6 +71,7 @@ mod log;
 #[cfg(all(test, ssekit_loom))]
 mod loom;
 mod metrics;
+mod once;
 mod recent;
 mod reset;
 mod subscription;
@@ -279,6 +280,48 @@ impl Hub {
         Ok(())
     }
 
+    /// Publishes `event` to `topic` unless a publish with the same `key` went to
+    /// `topic` within the window ([`HubBuilder::publish_once_window`], 5 minutes
+    /// by default): then nothing is appended, and the id of that publish is the
+    /// answer. A caller that retries a publish whose outcome it does not know
+    /// ([`PublishError::is_outcome_unknown`]) with the same key thus publishes
+    /// it once. On a hub with a backplane the keys are kept in the shared log,
+    /// so a retry through another node is caught too.
+    ///
+    /// A key is 1 to 128 bytes the caller chooses (a request id, a UUID). Each
+    /// topic keeps at most 10 000 keys, the oldest going first.
+    ///
+    /// # Errors
+    ///
+    /// As [`Hub::publish`], and [`PublishError::InvalidKey`] for a key that is
+    /// empty or too long; a backplane that cannot keep keys refuses
+    /// ([`BackplaneError::Refused`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), ssekit::PublishError> {
+    /// let hub = ssekit::Hub::new();
+    /// let first = hub.publish_once("orders", "order-42", ssekit::Event::new().data("paid")).await?;
+    /// let retry = hub.publish_once("orders", "order-42", ssekit::Event::new().data("paid")).await?;
+    /// assert_eq!(first, retry);
+    /// assert_eq!(hub.metrics().published, 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn publish_once(&self, topic: &str, key: &str, event: Event) -> Result<EventId, PublishError> {
+        if key.is_empty() || key.len() > once::MAX_KEY {
+            return Err(PublishError::InvalidKey { len: key.len(), max: once::MAX_KEY });
+        }
+        let body = event_body(&event)?;
+        let Some(backplane) = &self.shared.config.backplane else {
+            return self.append_here_once(topic, Some(key), body);
+        };
+        self.check_publish(topic, body.len())?;
+        let id = backplane.append_once(topic, key, self.shared.config.once_window, body.freeze()).await?;
+        self.shared.counters.published.fetch_add(1, Relaxed);
+        Ok(id)
+    }
+
     async fn append(&self, topic: &str, body: BytesMut) -> Result<EventId, PublishError> {
         let Some(backplane) = &self.shared.config.backplane else {
             return self.append_here(topic, body);
@@ -291,6 +334,12 @@ impl Hub {
 
     /// Appends to the local log of `name`, assigning the id.
     fn append_here(&self, name: &str, body: BytesMut) -> Result<EventId, PublishError> {
+        self.append_here_once(name, None, body)
+    }
+
+    /// Appends to the local log of `name`, assigning the id, unless `key` is
+    /// one the topic saw within the window.
+    fn append_here_once(&self, name: &str, key: Option<&str>, body: BytesMut) -> Result<EventId, PublishError> {
         if self.shared.config.backplane.is_some() {
             return Err(PublishError::WouldBlock);
         }
@@ -305,7 +354,13 @@ impl Hub {
             if state.removed {
                 continue;
             }
+            if let Some(id) = key.and_then(|key| state.once.get(key, self.shared.config.once_window, now)) {
+                return Ok(id);
+            }
             let id = EventId::new(state.epoch, state.log.next());
+            if let Some(key) = key {
+                state.once.insert(key, id, now);
+            }
             let frame = seal(body, id);
             state.log.append(frame, now);
             drop(state);

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::log::{Limits, Log};
+use super::once::Once;
 use super::sync::{AtomicU64, AtomicUsize, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use super::wakers::Wakers;
 
@@ -40,6 +41,8 @@ pub(crate) struct State {
     /// When the topic was created, or a subscriber last left: with no subscriber
     /// and no publish for a while, the hub drops it.
     pub(crate) idle_since: Instant,
+    /// The publish keys seen lately (see [`Hub::publish_once`](crate::Hub::publish_once)).
+    pub(crate) once: Once,
 }
 
 impl Topic {
@@ -59,6 +62,7 @@ impl Topic {
                 ready: !fed,
                 removed: false,
                 idle_since: Instant::now(),
+                once: Once::default(),
             }),
             wakers: Wakers::default(),
             version: AtomicU64::new(0),

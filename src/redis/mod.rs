@@ -188,28 +188,33 @@ impl RedisBackplane {
             }),
         })
     }
-}
 
-impl Backplane for RedisBackplane {
-    fn attach(&self, feed: Feed) -> Result<(), BackplaneError> {
-        self.inner.link.attach(feed).map_err(|_| BackplaneError::Attached)
-    }
-
-    fn append(&self, topic: &str, body: Bytes) -> BoxFuture<Result<EventId, BackplaneError>> {
+    /// Appends `body` to `topic`'s stream through the script, once per `once`
+    /// key within its window when given.
+    fn append_with(
+        &self,
+        topic: &str,
+        once: Option<(&str, Duration)>,
+        body: Bytes,
+    ) -> BoxFuture<Result<EventId, BackplaneError>> {
         let inner = self.inner.clone();
         let topic = topic.to_owned();
+        let once = once.map(|(key, window)| (inner.keys.once(&topic, key), window.as_millis().max(1)));
         Box::pin(async move {
             let mut conn = inner.conn.clone();
+            let (once_key, window_ms) = once.unwrap_or_else(|| (inner.keys.meta(&topic), 0));
             let (epoch, offset): (String, u64) = inner
                 .script
                 .key(inner.keys.log(&topic))
                 .key(inner.keys.meta(&topic))
+                .key(once_key)
                 .arg(&body[..])
                 .arg(format!("{:x}", Feed::new_epoch()))
                 .arg(inner.link.history())
                 .arg(inner.keys.wake())
                 .arg(&topic)
                 .arg(inner.ttl_ms)
+                .arg(window_ms.to_string())
                 .invoke_async(&mut conn)
                 .await
                 .map_err(append_error)?;
@@ -218,6 +223,26 @@ impl Backplane for RedisBackplane {
             })?;
             Ok(EventId::new(epoch, offset))
         })
+    }
+}
+
+impl Backplane for RedisBackplane {
+    fn attach(&self, feed: Feed) -> Result<(), BackplaneError> {
+        self.inner.link.attach(feed).map_err(|_| BackplaneError::Attached)
+    }
+
+    fn append(&self, topic: &str, body: Bytes) -> BoxFuture<Result<EventId, BackplaneError>> {
+        self.append_with(topic, None, body)
+    }
+
+    fn append_once(
+        &self,
+        topic: &str,
+        key: &str,
+        window: Duration,
+        body: Bytes,
+    ) -> BoxFuture<Result<EventId, BackplaneError>> {
+        self.append_with(topic, Some((key, window)), body)
     }
 
     fn wanted(&self, topic: &Arc<str>) {

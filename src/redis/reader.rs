@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_core::Stream;
@@ -71,7 +71,7 @@ pub(super) struct Status {
     reconnects: AtomicU64,
     syncs: AtomicU64,
     pending: AtomicU64,
-    last_error: Mutex<Option<String>>,
+    last_error: Mutex<Option<(String, SystemTime)>>,
 }
 
 impl Status {
@@ -83,17 +83,22 @@ impl Status {
 
     fn down(&self, error: impl ToString) {
         self.connected.store(false, Relaxed);
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.to_string());
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some((error.to_string(), SystemTime::now()));
     }
 
     pub(super) fn snapshot(&self) -> BackplaneStatus {
-        BackplaneStatus::new(
+        let last_error = self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let status = BackplaneStatus::new(
             self.connected.load(Relaxed),
             self.reconnects.load(Relaxed),
             self.syncs.load(Relaxed),
             self.pending.load(Relaxed),
-            self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
-        )
+            last_error.as_ref().map(|(error, _)| error.clone()),
+        );
+        match last_error {
+            Some((_, at)) => status.with_last_error_at(at),
+            None => status,
+        }
     }
 }
 

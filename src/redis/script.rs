@@ -13,9 +13,22 @@ use redis::Script;
 /// encoded event without its id and final blank line. Each node's hub finishes
 /// the frame with the id (the wire format is written in Rust only).
 ///
-/// KEYS: stream, meta. ARGV: body, candidate epoch, MAXLEN, wake channel,
-/// topic, ttl in ms (0: none).
+/// With a publish key (`ARGV[7]`, the window in ms, not `0`): when the key's
+/// entry (`KEYS[3]`, in the topic's slot) holds `<epoch>:<offset>`, that id is
+/// the answer and nothing is appended; otherwise the append's id is stored
+/// there for the window.
+///
+/// KEYS: stream, meta, publish key (the meta again when none). ARGV: body,
+/// candidate epoch, MAXLEN, wake channel, topic, ttl in ms (0: none), window of
+/// the publish key in ms (0: no key).
 const PUBLISH: &str = r"
+if ARGV[7] ~= '0' then
+  local seen = redis.call('GET', KEYS[3])
+  if seen then
+    local at = string.find(seen, ':', 1, true)
+    return {string.sub(seen, 1, at - 1), tonumber(string.sub(seen, at + 1))}
+  end
+end
 local epoch = redis.call('HGET', KEYS[2], 'epoch')
 if not epoch then
   epoch = ARGV[2]
@@ -27,6 +40,9 @@ redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], offset .. '-0', 'e', epoch, 
 if ARGV[6] ~= '0' then
   redis.call('PEXPIRE', KEYS[1], ARGV[6])
   redis.call('PEXPIRE', KEYS[2], ARGV[6])
+end
+if ARGV[7] ~= '0' then
+  redis.call('SET', KEYS[3], epoch .. ':' .. offset, 'PX', ARGV[7])
 end
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return {epoch, offset}
@@ -55,6 +71,11 @@ impl Keys {
     /// The hash holding the topic's epoch and last offset.
     pub(crate) fn meta(&self, topic: &str) -> String {
         format!("{}{{{topic}}}:meta", self.prefix)
+    }
+
+    /// The entry of a publish key of the topic (in the topic's slot).
+    pub(crate) fn once(&self, topic: &str, key: &str) -> String {
+        format!("{}{{{topic}}}:once:{key}", self.prefix)
     }
 
     /// The pub/sub channel that wakes nodes (payload: the topic name).

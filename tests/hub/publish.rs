@@ -1,11 +1,13 @@
 //! Publishing: ids (epoch, offset) per topic, one encoded frame shared by every
 //! subscriber, and the events and topic names the hub refuses.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use futures_util::StreamExt;
 use ssekit::{BuildError, Event, EventError, EventId, Frame, Hub, PublishError, Resume, SubscribeError, TopicError};
 
-use crate::support::{Reader, after, data, id_of};
+use crate::support::{Reader, after, data, id_of, offsets};
 
 #[tokio::test]
 async fn publish_reaches_live_subscriber_with_the_returned_id() {
@@ -93,4 +95,31 @@ async fn refused_events_and_topics() {
         Hub::builder().reset_event("a\nb").try_build(),
         Err(BuildError::ResetEvent(EventError::EventLineBreak))
     ));
+}
+
+#[tokio::test]
+async fn a_publish_retried_with_its_key_appends_once() {
+    let hub = Hub::builder().publish_once_window(Duration::from_millis(200)).build();
+    let mut reader = Reader::new(hub.try_subscribe("t", Resume::Live).unwrap());
+    let first = hub.publish_once("t", "k1", data("a")).await.unwrap();
+    assert_eq!(hub.publish_once("t", "k1", data("a")).await.unwrap(), first, "the retry: the first id");
+    let other = hub.publish_once("t", "k2", data("b")).await.unwrap();
+    assert_ne!(other, first);
+    // The same key on another topic is another publish.
+    hub.publish_once("u", "k1", data("c")).await.unwrap();
+    assert_eq!(offsets(&reader.take(2).await), [first.offset(), other.offset()]);
+    reader.assert_idle();
+    assert_eq!(hub.metrics().published, 3);
+
+    // Past the window, the key is forgotten.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again = hub.publish_once("t", "k1", data("a")).await.unwrap();
+    assert_eq!(again.offset(), other.offset() + 1);
+
+    for bad in [String::new(), "k".repeat(129)] {
+        assert!(matches!(
+            hub.publish_once("t", &bad, data("x")).await,
+            Err(PublishError::InvalidKey { len, max: 128 }) if len == bad.len()
+        ));
+    }
 }
