@@ -68,6 +68,12 @@ impl RedisServer {
         }
     }
 
+    /// Stops the process (SIGSTOP) or lets it go on (SIGCONT): a stall, not an outage.
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        assert!(Command::new("kill").args([signal, &pid]).status().unwrap().success());
+    }
+
     fn restart(&mut self) {
         self.kill();
         self.spawn();
@@ -314,6 +320,43 @@ async fn a_publish_retried_through_another_node_with_its_key_appends_once() {
     let mut decoder = Decoder::new();
     assert_eq!(data(&take(&mut reader, &mut decoder, 2).await), ["paid", "shipped"]);
     assert!(timeout(Duration::from_millis(500), reader.next()).await.is_err(), "nothing more");
+}
+
+/// A publish that times out while Redis stalls is reported as of unknown
+/// outcome (it is appended once Redis wakes), and a retry with its key after
+/// that appends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_publish_is_of_unknown_outcome_and_its_retry_appends_nothing() {
+    let redis = RedisServer::start(false);
+    let config = RedisConfig::new(redis.url()).timeout(Duration::from_millis(500));
+    let hub = Hub::builder().history(16).backplane(RedisBackplane::connect(config).await.unwrap()).build();
+    let mut reader = hub.subscribe("pay", Resume::Live).await.unwrap();
+    // (Redis knows the append script once a publish ran it.)
+    hub.publish("pay", Event::new().data("opened")).await.unwrap();
+    let mut decoder = Decoder::new();
+    assert_eq!(data(&take(&mut reader, &mut decoder, 1).await), ["opened"]);
+    redis.signal("-STOP");
+    let stalled = hub.publish_once("pay", "payment-7", Event::new().data("paid")).await;
+    redis.signal("-CONT");
+    let err = stalled.expect_err("Redis was stopped");
+    assert!(err.is_outcome_unknown(), "{err}");
+    // Redis ran the append when it woke: the event is delivered once, and the
+    // retry gets its id instead of appending again.
+    let events = take(&mut reader, &mut decoder, 1).await;
+    assert_eq!(data(&events), ["paid"]);
+    let retry = timeout(WAIT, async {
+        loop {
+            match hub.publish_once("pay", "payment-7", Event::new().data("paid")).await {
+                Err(err) if err.is_outcome_unknown() => tokio::time::sleep(Duration::from_millis(100)).await,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("Redis answers again")
+    .unwrap();
+    assert_eq!(retry.to_string(), events[0].last_event_id, "the retry: the id of the append that went through");
+    assert!(timeout(Duration::from_millis(500), reader.next()).await.is_err(), "nothing appended twice");
 }
 
 /// The demo on Redis: a publish while Redis is down is answered `503` (the
