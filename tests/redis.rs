@@ -320,6 +320,7 @@ async fn a_publish_retried_through_another_node_with_its_key_appends_once() {
     let mut decoder = Decoder::new();
     assert_eq!(data(&take(&mut reader, &mut decoder, 2).await), ["paid", "shipped"]);
     assert!(timeout(Duration::from_millis(500), reader.next()).await.is_err(), "nothing more");
+    assert_eq!(a.metrics().published + b.metrics().published, 2, "a retry is not counted as published");
 }
 
 /// A publish that times out while Redis stalls is reported as of unknown

@@ -10,7 +10,8 @@
 //!   reading;
 //! - at shutdown, connections get [`DRAIN`] to finish (the hub is closed, so
 //!   SSE streams end at once); a connection whose client does not take its
-//!   last bytes is closed, not waited for.
+//!   last bytes is closed, not waited for (its task is dropped with the
+//!   runtime as `main` returns).
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -61,8 +62,10 @@ where
                 Err(err) => {
                     backoff = (backoff * 2).clamp(Duration::from_millis(10), MAX_BACKOFF);
                     eprintln!("accept: {err}; next try in {backoff:?}");
-                    tokio::time::sleep(backoff).await;
-                    continue;
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => continue,
+                        () = &mut shutdown => break,
+                    }
                 }
             },
             () = &mut shutdown => break,

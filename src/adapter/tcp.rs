@@ -20,8 +20,13 @@ use std::time::Duration;
 /// one (nothing waits for it). This also bounds how long a request of the
 /// connection may wait for the client's acknowledgements, which a healthy
 /// client sends within a second. It also caps the connection's kernel send
-/// buffer at 256 KiB (`SO_SNDBUF`; Linux would grow it to 4 MiB for a client
-/// that reads nothing).
+/// buffer (`SO_SNDBUF` of 256 KiB, which Linux doubles for its bookkeeping;
+/// left alone it grows to 4 MiB for a client that reads nothing).
+///
+/// That the timeout also covers a client that keeps acknowledging with a
+/// zero window (one that stopped reading, not one that vanished) depends on
+/// the kernel: the tests show it on Linux 6.x; check yours with the demo's
+/// `--stall-timeout` and a client that stops reading.
 ///
 /// Linux only (`TCP_USER_TIMEOUT`); elsewhere an error of kind
 /// [`Unsupported`](io::ErrorKind::Unsupported).

@@ -77,9 +77,9 @@ pub trait Backplane: fmt::Debug + Send + Sync + 'static {
 
     /// [`Backplane::append`], unless an append with the same `key` went to
     /// `topic` within `window`: then nothing is appended and the answer is that
-    /// append's id (see [`Hub::publish_once`](crate::Hub::publish_once)). The
-    /// keys live with the shared log, so that a retry through any node is
-    /// caught.
+    /// append's id, with `false` (see [`Hub::publish_once`](crate::Hub::publish_once)).
+    /// The keys live with the shared log, so that a retry through any node is
+    /// caught. The answer's `bool`: whether this call appended.
     ///
     /// By default: refused, for a backplane that keeps no keys.
     fn append_once(
@@ -88,7 +88,7 @@ pub trait Backplane: fmt::Debug + Send + Sync + 'static {
         key: &str,
         window: Duration,
         body: Bytes,
-    ) -> BoxFuture<Result<EventId, BackplaneError>> {
+    ) -> BoxFuture<Result<(EventId, bool), BackplaneError>> {
         let _ = (topic, key, window, body);
         Box::pin(std::future::ready(Err(BackplaneError::Refused("this backplane keeps no publish keys".into()))))
     }

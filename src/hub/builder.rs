@@ -190,9 +190,10 @@ impl HubBuilder {
 
     /// How long a key of [`Hub::publish_once`](crate::Hub::publish_once) is
     /// remembered: a publish with the same key to the same topic within this
-    /// window appends nothing (5 minutes by default).
+    /// window appends nothing (5 minutes by default, a year at most).
     pub fn publish_once_window(&mut self, window: Duration) -> &mut Self {
-        self.once_window = window;
+        // Within what Redis takes as an expiry in milliseconds.
+        self.once_window = window.clamp(Duration::from_millis(1), Duration::from_secs(365 * 24 * 3600));
         self
     }
 

@@ -288,8 +288,12 @@ impl Hub {
     /// it once. On a hub with a backplane the keys are kept in the shared log,
     /// so a retry through another node is caught too.
     ///
-    /// A key is 1 to 128 bytes the caller chooses (a request id, a UUID). Each
-    /// topic keeps at most 10 000 keys, the oldest going first.
+    /// A key is 1 to 128 bytes the caller chooses (a request id, a UUID). On a
+    /// hub without a backplane each topic keeps the keys of its last
+    /// [`HubBuilder::history`] publishes at most (the oldest going first), and
+    /// loses them with the topic: a topic without subscribers that is dropped
+    /// (expired, or replaced at the topic limit) forgets its keys, and a retry
+    /// after that appends again. On Redis the keys expire with the window alone.
     ///
     /// # Errors
     ///
@@ -317,8 +321,10 @@ impl Hub {
             return self.append_here_once(topic, Some(key), body);
         };
         self.check_publish(topic, body.len())?;
-        let id = backplane.append_once(topic, key, self.shared.config.once_window, body.freeze()).await?;
-        self.shared.counters.published.fetch_add(1, Relaxed);
+        let (id, appended) = backplane.append_once(topic, key, self.shared.config.once_window, body.freeze()).await?;
+        if appended {
+            self.shared.counters.published.fetch_add(1, Relaxed);
+        }
         Ok(id)
     }
 
@@ -359,7 +365,7 @@ impl Hub {
             }
             let id = EventId::new(state.epoch, state.log.next());
             if let Some(key) = key {
-                state.once.insert(key, id, now);
+                state.once.insert(key, id, now, self.shared.config.limits.max_events);
             }
             let frame = seal(body, id);
             state.log.append(frame, now);

@@ -11,10 +11,6 @@ use super::event_id::EventId;
 /// The longest publish key, in bytes.
 pub(crate) const MAX_KEY: usize = 128;
 
-/// Keys kept per topic at most, whatever the window: a topic published to
-/// faster than this many events per window forgets its oldest keys sooner.
-pub(crate) const MAX_KEYS: usize = 10_000;
-
 /// The keys of one topic's publishes within the window, oldest first.
 #[derive(Debug, Default)]
 pub(crate) struct Once {
@@ -29,13 +25,15 @@ impl Once {
         self.ids.get(key).copied()
     }
 
-    /// Remembers that `key` published `id` at `now`.
-    pub(crate) fn insert(&mut self, key: &str, id: EventId, now: Instant) {
+    /// Remembers that `key` published `id` at `now`, keeping `max` keys at most
+    /// (a topic's log holds as many events: the keys' memory is bounded with
+    /// the log's, at most 128 bytes and a few words each).
+    pub(crate) fn insert(&mut self, key: &str, id: EventId, now: Instant, max: usize) {
         let key: Arc<str> = key.into();
         if self.ids.insert(key.clone(), id).is_none() {
             self.order.push_back((now, key));
         }
-        while self.order.len() > MAX_KEYS {
+        while self.order.len() > max {
             self.pop();
         }
     }
@@ -59,16 +57,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_are_kept_for_the_window_and_at_most_max_keys() {
+    fn keys_are_kept_for_the_window_and_at_most_max() {
+        const MAX_KEYS: usize = 100;
         let start = Instant::now();
         let window = Duration::from_secs(60);
         let mut once = Once::default();
-        once.insert("a", EventId::new(1, 1), start);
+        once.insert("a", EventId::new(1, 1), start, MAX_KEYS);
         assert_eq!(once.get("a", window, start + window), Some(EventId::new(1, 1)));
         assert_eq!(once.get("b", window, start), None);
         assert_eq!(once.get("a", window, start + window + Duration::from_millis(1)), None, "forgotten");
         for n in 0..=MAX_KEYS as u64 {
-            once.insert(&n.to_string(), EventId::new(1, n), start);
+            once.insert(&n.to_string(), EventId::new(1, n), start, MAX_KEYS);
         }
         assert_eq!((once.ids.len(), once.order.len()), (MAX_KEYS, MAX_KEYS));
         assert_eq!(once.get("0", window, start), None, "the oldest went");

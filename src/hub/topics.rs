@@ -18,11 +18,12 @@
 //! fill the limit with fresh names and lock new topics out until they expire.
 //! The topics without subscribers wait in a queue in the order they became
 //! idle; a publish since moves a topic back when the queue reaches it, so
-//! taking one costs O(1) amortized, not a pass over them all.
+//! taking one costs O(1) amortized, not a pass over them all. (The order is
+//! that of the last use as the queue last saw it: least recently used, nearly.)
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::Deref;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::{Duration, Instant};
 
 use super::backplane::Backplane;
@@ -150,9 +151,10 @@ pub(crate) struct Topics {
     /// Told of every topic held and dropped.
     backplane: Option<Arc<dyn Backplane>>,
     /// Topics that had no subscriber, in the order they became idle, with
-    /// when (see the module's docs). It may hold topics dropped or followed
-    /// since, and a topic more than once: what is taken is checked.
-    idle: VecDeque<(Instant, Arc<Topic>)>,
+    /// when (see the module's docs). It may hold topics dropped (weakly: their
+    /// memory goes with them) or followed since, and a topic more than once:
+    /// what is taken is checked.
+    idle: VecDeque<(Instant, Weak<Topic>)>,
 }
 
 /// Read access to the map; every change goes through the methods below, which
@@ -173,24 +175,24 @@ impl Topics {
     /// Adds `topic`, created just now. One created without a subscriber (by a
     /// publish) is idle from the start: the next sweep looks at it.
     pub(crate) fn add(&mut self, topic: Arc<Topic>, now: Instant) {
+        self.map.insert(topic.name.clone(), topic.clone());
         if topic.subscribers() == 0 {
             self.note(Some(now));
             self.idle_now(&topic, now);
         }
-        self.map.insert(topic.name.clone(), topic);
     }
 
     /// Queues `topic`, which has no subscriber since `now`, for
     /// [`Topics::replace_idle`]. The queue is rebuilt from the map once it
     /// holds twice as many entries as there are topics.
     pub(crate) fn idle_now(&mut self, topic: &Arc<Topic>, now: Instant) {
-        self.idle.push_back((now, topic.clone()));
+        self.idle.push_back((now, Arc::downgrade(topic)));
         if self.idle.len() > 2 * self.map.len() + 16 {
             let mut idle: Vec<_> = self
                 .map
                 .values()
                 .filter(|topic| topic.subscribers() == 0)
-                .map(|topic| (last_use(&topic.read()), topic.clone()))
+                .map(|topic| (last_use(&topic.read()), Arc::downgrade(topic)))
                 .collect();
             idle.sort_by_key(|(at, _)| *at);
             self.idle = idle.into();
@@ -205,9 +207,9 @@ impl Topics {
         // last use), it is taken in its turn, unless published to again.
         for _ in 0..2 * self.idle.len() {
             let Some((at, topic)) = self.idle.pop_front() else { break };
-            if topic.subscribers() > 0 {
+            let Some(topic) = topic.upgrade().filter(|topic| topic.subscribers() == 0) else {
                 continue;
-            }
+            };
             let mut state = topic.write();
             if state.removed {
                 continue;
@@ -216,7 +218,7 @@ impl Topics {
             if used > at {
                 // Published to since it was queued: back in the queue, as of then.
                 drop(state);
-                self.idle.push_back((used, topic));
+                self.idle.push_back((used, Arc::downgrade(&topic)));
                 continue;
             }
             self.remove(&topic, &mut state);

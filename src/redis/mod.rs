@@ -190,20 +190,20 @@ impl RedisBackplane {
     }
 
     /// Appends `body` to `topic`'s stream through the script, once per `once`
-    /// key within its window when given.
+    /// key within its window when given; the id, and whether this appended.
     fn append_with(
         &self,
         topic: &str,
         once: Option<(&str, Duration)>,
         body: Bytes,
-    ) -> BoxFuture<Result<EventId, BackplaneError>> {
+    ) -> BoxFuture<Result<(EventId, bool), BackplaneError>> {
         let inner = self.inner.clone();
         let topic = topic.to_owned();
         let once = once.map(|(key, window)| (inner.keys.once(&topic, key), window.as_millis().max(1)));
         Box::pin(async move {
             let mut conn = inner.conn.clone();
             let (once_key, window_ms) = once.unwrap_or_else(|| (inner.keys.meta(&topic), 0));
-            let (epoch, offset): (String, u64) = inner
+            let (epoch, offset, seen): (String, u64, u8) = inner
                 .script
                 .key(inner.keys.log(&topic))
                 .key(inner.keys.meta(&topic))
@@ -221,7 +221,7 @@ impl RedisBackplane {
             let epoch = u64::from_str_radix(&epoch, 16).map_err(|_| {
                 BackplaneError::OutcomeUnknown(format!("an epoch that is not hex in the answer: {epoch:?}").into())
             })?;
-            Ok(EventId::new(epoch, offset))
+            Ok((EventId::new(epoch, offset), seen == 0))
         })
     }
 }
@@ -232,7 +232,8 @@ impl Backplane for RedisBackplane {
     }
 
     fn append(&self, topic: &str, body: Bytes) -> BoxFuture<Result<EventId, BackplaneError>> {
-        self.append_with(topic, None, body)
+        let appended = self.append_with(topic, None, body);
+        Box::pin(async move { appended.await.map(|(id, _)| id) })
     }
 
     fn append_once(
@@ -241,7 +242,7 @@ impl Backplane for RedisBackplane {
         key: &str,
         window: Duration,
         body: Bytes,
-    ) -> BoxFuture<Result<EventId, BackplaneError>> {
+    ) -> BoxFuture<Result<(EventId, bool), BackplaneError>> {
         self.append_with(topic, Some((key, window)), body)
     }
 

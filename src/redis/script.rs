@@ -2,7 +2,8 @@
 
 use redis::Script;
 
-/// Appends a frame body to a topic's stream and returns `{epoch, offset}`.
+/// Appends a frame body to a topic's stream and returns `{epoch, offset, 0}`
+/// (`1` last: a publish key already seen, nothing appended).
 ///
 /// Atomic in Redis, so concurrent publishers on any number of nodes get one
 /// total order per topic. The epoch lives in the meta hash; when the hash is
@@ -26,7 +27,7 @@ if ARGV[7] ~= '0' then
   local seen = redis.call('GET', KEYS[3])
   if seen then
     local at = string.find(seen, ':', 1, true)
-    return {string.sub(seen, 1, at - 1), tonumber(string.sub(seen, at + 1))}
+    return {string.sub(seen, 1, at - 1), tonumber(string.sub(seen, at + 1)), 1}
   end
 end
 local epoch = redis.call('HGET', KEYS[2], 'epoch')
@@ -45,7 +46,7 @@ if ARGV[7] ~= '0' then
   redis.call('SET', KEYS[3], epoch .. ':' .. offset, 'PX', ARGV[7])
 end
 redis.call('PUBLISH', ARGV[4], ARGV[5])
-return {epoch, offset}
+return {epoch, offset, 0}
 ";
 
 pub(crate) fn publish() -> Script {
