@@ -39,6 +39,9 @@ pub(crate) struct Args {
     pub(crate) header_timeout: Duration,
     /// How long a client may take nothing while data waits (`None`: forever).
     pub(crate) stall_timeout: Option<Duration>,
+    /// Topics held at most (the least recently used without subscribers
+    /// gives its place to a new one).
+    pub(crate) max_topics: usize,
 }
 
 impl Default for Args {
@@ -52,12 +55,13 @@ impl Default for Args {
             redis: None,
             header_timeout: Duration::from_secs(10),
             stall_timeout: Some(Duration::from_secs(30)),
+            max_topics: 10_000,
         }
     }
 }
 
 const USAGE: &str = "usage: [--port N] [--history N] [--keep-alive SECS] [--retry MS] [--max-lifetime SECS] \
-                     [--redis URL] [--header-timeout SECS] [--stall-timeout SECS (0: never)]";
+                     [--redis URL] [--header-timeout SECS] [--stall-timeout SECS (0: never)] [--max-topics N]";
 
 impl Args {
     /// The process's flags; prints the problem and exits with code 2 when they are wrong.
@@ -86,6 +90,7 @@ impl Args {
                 "--max-lifetime" => args.max_lifetime = Some(Duration::from_secs(value(&flag, flags.next())?)),
                 "--redis" => args.redis = Some(value(&flag, flags.next())?),
                 "--header-timeout" => args.header_timeout = Duration::from_secs(value(&flag, flags.next())?),
+                "--max-topics" => args.max_topics = value(&flag, flags.next())?,
                 "--stall-timeout" => {
                     args.stall_timeout =
                         Some(Duration::from_secs(value(&flag, flags.next())?)).filter(|t| !t.is_zero());
@@ -111,7 +116,7 @@ impl Args {
             stream = stream.max_lifetime(lifetime, Duration::ZERO);
         }
         let mut builder = Hub::builder();
-        builder.history(self.history);
+        builder.history(self.history).max_topics(self.max_topics);
         match &self.redis {
             None => {}
             #[cfg(feature = "redis")]

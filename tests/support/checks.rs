@@ -15,7 +15,8 @@ use super::server::{Server, wait_subscribers};
 
 /// The demo flags of the contract tests: a short history so that ids get
 /// evicted; short head and stall timeouts, so that the checks of both are quick.
-pub(crate) const CONTRACT_FLAGS: &[&str] = &["--history", "4", "--header-timeout", "1", "--stall-timeout", "2"];
+pub(crate) const CONTRACT_FLAGS: &[&str] =
+    &["--history", "4", "--header-timeout", "1", "--stall-timeout", "2", "--max-topics", "50"];
 
 /// The stall timeout of [`CONTRACT_FLAGS`].
 const STALL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -325,6 +326,22 @@ pub(crate) async fn check_shutdown_under_backlog(demo: Demo) {
     drop(stalled);
 }
 
+/// Publishes to 200 fresh topic names at a limit of 50 ([`CONTRACT_FLAGS`]):
+/// every one is accepted (idle topics give their places), and a followed topic
+/// keeps its place and its client.
+pub(crate) async fn check_topic_flood(demo: &Demo) {
+    let mut follower = events(demo.addr, "topic=followed", &[]).await;
+    demo.wait_subscribers(1).await;
+    for n in 0..200 {
+        let (status, reply) = post(demo.addr, &format!("/publish?topic=fresh-{n}"), r#"{"data": "x"}"#).await;
+        assert_eq!(status, 200, "fresh-{n}: {reply}");
+    }
+    assert!(demo.metric("topics").await <= 50);
+    let (status, reply) = post(demo.addr, "/publish?topic=followed", r#"{"data": "still here"}"#).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(follower.next_event().await.data, "still here");
+}
+
 /// A per-request stream (no hub) that a test feeds through a channel: the
 /// route handler calls [`Feed::sse`], the test [`Feed::sender`].
 #[derive(Clone, Default)]
@@ -459,6 +476,13 @@ macro_rules! contract_tests {
         async fn stalled_clients_are_let_go() {
             let demo = start();
             support::checks::check_stalled_clients_let_go(&demo).await;
+            demo.shutdown().await;
+        }
+
+        #[$test]
+        async fn a_flood_of_fresh_topics_locks_none_out() {
+            let demo = start();
+            support::checks::check_topic_flood(&demo).await;
             demo.shutdown().await;
         }
 
