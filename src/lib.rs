@@ -16,7 +16,7 @@ mod sse;
 mod wire;
 
 // Inlined: each type is listed on the front page, not only as a `pub use` line.
-#[cfg(all(unix, any(feature = "hyper", feature = "actix")))]
+#[cfg(all(any(unix, windows), any(feature = "hyper", feature = "actix")))]
 pub use adapter::set_stall_timeout;
 #[doc(inline)]
 pub use hub::{

@@ -9,10 +9,13 @@
 //! | Redis backplane `benches/backplane.rs` | `cargo bench -p ssekit-bench --bench backplane --features redis` |
 //! | memory per idle subscriber `src/bin/memory.rs` | `cargo run --release -p ssekit-bench --bin memory` |
 //! | load generator `src/bin/loadgen.rs` and the comparison servers `src/bin/peer_*.rs` | `scripts/bench.sh` |
+//! | connection churn against a demo `src/bin/churn.rs` | `cargo run --release -p ssekit-bench --bin churn` (see its docs) |
 //! | soak of the axum demo `src/bin/soak.rs` | `cargo build --release --example demo --features axum`, then `cargo run --release -p ssekit-bench --bin soak -- --duration 600` |
 //!
 //! The library holds what the binaries share: [`peer`] for the comparison
-//! servers, [`server`] for the tools that start servers as processes.
+//! servers, [`server`] for the tools that start servers as processes, [`client`]
+//! for the tools that open event streams.
 
+pub mod client;
 pub mod peer;
 pub mod server;

@@ -11,10 +11,10 @@ mod actix;
 mod axum;
 #[cfg(feature = "hyper")]
 mod hyper;
-#[cfg(all(unix, any(feature = "hyper", feature = "actix")))]
+#[cfg(all(any(unix, windows), any(feature = "hyper", feature = "actix")))]
 mod tcp;
 
-#[cfg(all(unix, any(feature = "hyper", feature = "actix")))]
+#[cfg(all(any(unix, windows), any(feature = "hyper", feature = "actix")))]
 pub use tcp::set_stall_timeout;
 
 #[cfg(any(feature = "axum", feature = "actix"))]

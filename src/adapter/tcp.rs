@@ -2,7 +2,10 @@
 //! stopped reading.
 
 use std::io;
-use std::os::fd::AsFd;
+#[cfg(unix)]
+use std::os::fd::AsFd as AsSocket;
+#[cfg(windows)]
+use std::os::windows::io::AsSocket;
 use std::time::Duration;
 
 /// Makes the kernel drop `socket`'s connection once data written to it has
@@ -28,8 +31,9 @@ use std::time::Duration;
 /// the kernel: the tests show it on Linux 6.x; check yours with the demo's
 /// `--stall-timeout` and a client that stops reading.
 ///
-/// Linux only (`TCP_USER_TIMEOUT`); elsewhere an error of kind
-/// [`Unsupported`](io::ErrorKind::Unsupported).
+/// Linux only (`TCP_USER_TIMEOUT`); elsewhere (`AsSocket` on Windows, `AsFd`
+/// on other Unix systems) an error of kind [`Unsupported`](io::ErrorKind::Unsupported),
+/// so that a server calling it builds everywhere.
 ///
 /// # Examples
 ///
@@ -51,12 +55,12 @@ use std::time::Duration;
 /// With actix-web, call it from `HttpServer::on_connect`, on the connection
 /// downcast to `actix_web::rt::net::TcpStream` (as `examples/demo_actix.rs`
 /// does); with hyper, on each stream your accept loop takes.
-pub fn set_stall_timeout(socket: &impl AsFd, timeout: Duration) -> io::Result<()> {
+pub fn set_stall_timeout(socket: &impl AsSocket, timeout: Duration) -> io::Result<()> {
     user_timeout(socket, timeout)
 }
 
 #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
-fn user_timeout(socket: &impl AsFd, timeout: Duration) -> io::Result<()> {
+fn user_timeout(socket: &impl AsSocket, timeout: Duration) -> io::Result<()> {
     let socket = socket2::SockRef::from(socket);
     socket.set_tcp_user_timeout(Some(timeout))?;
     socket.set_send_buffer_size(SEND_BUFFER)
@@ -74,6 +78,6 @@ fn user_timeout(socket: &impl AsFd, timeout: Duration) -> io::Result<()> {
 const SEND_BUFFER: usize = 256 * 1024;
 
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "fuchsia")))]
-fn user_timeout(_: &impl AsFd, _: Duration) -> io::Result<()> {
+fn user_timeout(_: &impl AsSocket, _: Duration) -> io::Result<()> {
     Err(io::Error::new(io::ErrorKind::Unsupported, "TCP_USER_TIMEOUT is Linux only"))
 }

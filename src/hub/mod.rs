@@ -209,7 +209,7 @@ impl Hub {
     /// # Ok(()) }
     /// ```
     pub async fn publish(&self, topic: &str, event: Event) -> Result<EventId, PublishError> {
-        self.append(topic, event_body(&event)?).await
+        self.append(topic, None, event_body(&event)?).await
     }
 
     /// [`Hub::publish`] of a frame your application encoded, adding the id.
@@ -227,7 +227,7 @@ impl Hub {
     /// # Ok(()) }
     /// ```
     pub async fn publish_frame(&self, topic: &str, frame: Frame) -> Result<EventId, PublishError> {
-        self.append(topic, frame_body(&frame)?).await
+        self.append(topic, None, frame_body(&frame)?).await
     }
 
     /// [`Hub::publish`] without waiting, for code that cannot `.await`: on a hub
@@ -247,7 +247,7 @@ impl Hub {
     /// # Ok::<(), ssekit::PublishError>(())
     /// ```
     pub fn try_publish(&self, topic: &str, event: Event) -> Result<EventId, PublishError> {
-        self.append_here(topic, event_body(&event)?)
+        self.append_here(topic, None, event_body(&event)?)
     }
 
     /// [`Hub::publish_frame`] without waiting, as [`Hub::try_publish`].
@@ -264,7 +264,7 @@ impl Hub {
     /// # Ok::<(), ssekit::PublishError>(())
     /// ```
     pub fn try_publish_frame(&self, topic: &str, frame: Frame) -> Result<EventId, PublishError> {
-        self.append_here(topic, frame_body(&frame)?)
+        self.append_here(topic, None, frame_body(&frame)?)
     }
 
     /// What every publish checks before appending a body of `len` bytes to `topic`.
@@ -316,36 +316,29 @@ impl Hub {
         if key.is_empty() || key.len() > once::MAX_KEY {
             return Err(PublishError::InvalidKey { len: key.len(), max: once::MAX_KEY });
         }
-        let body = event_body(&event)?;
+        self.append(topic, Some(key), event_body(&event)?).await
+    }
+
+    /// Appends to the log of `topic` (the shared one, through the backplane,
+    /// if any), unless `key` is one the topic saw within the window.
+    async fn append(&self, topic: &str, key: Option<&str>, body: BytesMut) -> Result<EventId, PublishError> {
         let Some(backplane) = &self.shared.config.backplane else {
-            return self.append_here_once(topic, Some(key), body);
+            return self.append_here(topic, key, body);
         };
         self.check_publish(topic, body.len())?;
-        let (id, appended) = backplane.append_once(topic, key, self.shared.config.once_window, body.freeze()).await?;
+        let (id, appended) = match key {
+            Some(key) => backplane.append_once(topic, key, self.shared.config.once_window, body.freeze()).await?,
+            None => (backplane.append(topic, body.freeze()).await?, true),
+        };
         if appended {
             self.shared.counters.published.fetch_add(1, Relaxed);
         }
         Ok(id)
     }
 
-    async fn append(&self, topic: &str, body: BytesMut) -> Result<EventId, PublishError> {
-        let Some(backplane) = &self.shared.config.backplane else {
-            return self.append_here(topic, body);
-        };
-        self.check_publish(topic, body.len())?;
-        let id = backplane.append(topic, body.freeze()).await?;
-        self.shared.counters.published.fetch_add(1, Relaxed);
-        Ok(id)
-    }
-
-    /// Appends to the local log of `name`, assigning the id.
-    fn append_here(&self, name: &str, body: BytesMut) -> Result<EventId, PublishError> {
-        self.append_here_once(name, None, body)
-    }
-
     /// Appends to the local log of `name`, assigning the id, unless `key` is
     /// one the topic saw within the window.
-    fn append_here_once(&self, name: &str, key: Option<&str>, body: BytesMut) -> Result<EventId, PublishError> {
+    fn append_here(&self, name: &str, key: Option<&str>, body: BytesMut) -> Result<EventId, PublishError> {
         if self.shared.config.backplane.is_some() {
             return Err(PublishError::WouldBlock);
         }

@@ -123,8 +123,7 @@ impl Registry {
         let mut topics = self.write();
         if topic.subscribers() == 0 {
             let now = Instant::now();
-            topics.drop_if_idle(topic, now);
-            if !topic.read().removed {
+            if topics.drop_if_idle(topic, now) {
                 topics.idle_now(topic, now);
             }
         }
@@ -255,19 +254,21 @@ impl Topics {
     /// With no subscriber on `topic`: drops it if its log holds nothing (after
     /// expiry), if it was idle for the idle time limit, or if a backplane feeds
     /// it (the shared log keeps the events; the topic is loaded again on its
-    /// next subscriber). Otherwise notes when it can go.
-    pub(crate) fn drop_if_idle(&mut self, topic: &Topic, now: Instant) {
+    /// next subscriber). Otherwise notes when it can go. Returns whether it is
+    /// still held.
+    pub(crate) fn drop_if_idle(&mut self, topic: &Topic, now: Instant) -> bool {
         let mut state = topic.write();
         if state.removed {
-            return;
+            return false;
         }
         let idle_until = self.idle_until(&state);
         if state.log.expire(now) || topic.fed || idle_until.is_some_and(|until| until <= now) {
             self.remove(topic, &mut state);
-        } else {
-            self.note(state.log.expires_at());
-            self.note(idle_until);
+            return false;
         }
+        self.note(state.log.expires_at());
+        self.note(idle_until);
+        true
     }
 
     /// When an idle topic in `state` has been idle for the limit: neither

@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ssekit_bench::client::request_events;
 use ssekit_bench::server::{Server, profile_dir, rss_bytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -52,21 +53,7 @@ fn opts() -> Opts {
 /// One client: the request, the response head, then gone.
 async fn visit(addr: SocketAddr) -> Result<(), String> {
     let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let head = format!("GET /events?topic=churn HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
-    stream.write_all(head.as_bytes()).await.map_err(|e| e.to_string())?;
-    let mut buf = [0u8; 1024];
-    let mut read = Vec::new();
-    while !read.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
-            .await
-            .map_err(|_| "head timed out".to_owned())?
-            .map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("closed before the head".into());
-        }
-        read.extend_from_slice(&buf[..n]);
-    }
-    Ok(())
+    request_events(&mut stream, addr, "/events?topic=churn").await.map(drop)
 }
 
 /// A request whose answer is read to the end (`Connection: close`).

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::BytesMut;
 use serde_json::{Value, json};
 use ssekit::Decoder;
+use ssekit_bench::client::request_events;
 use ssekit_bench::server::{Server, profile_dir, rss_bytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -455,23 +456,8 @@ async fn subscribe(
         .map_err(|_| "connect timed out".to_owned())?
         .map_err(|e| format!("connect: {e}"))?;
     let _ = stream.set_nodelay(true);
-    let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
-    stream.write_all(head.as_bytes()).await.map_err(|e| e.to_string())?;
+    let (head, body_start) = request_events(&mut stream, addr, path).await?;
     let mut buf = vec![0u8; 16 * 1024];
-    let mut head = Vec::new();
-    let body_start = loop {
-        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
-            .await
-            .map_err(|_| "response head timed out".to_owned())?
-            .map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("closed before the response head".to_owned());
-        }
-        head.extend_from_slice(&buf[..n]);
-        if let Some(at) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-    };
     let text = String::from_utf8_lossy(&head[..body_start]).to_ascii_lowercase();
     if !text.starts_with("http/1.1 200") {
         return Err(format!("status line {:?}", text.lines().next()));
