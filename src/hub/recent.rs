@@ -74,11 +74,21 @@ pub(crate) struct Batch {
     /// version at which it found nothing more (as the stream's cursors keep
     /// them).
     pub(crate) after: Vec<u64>,
+    /// Whether another stream took this batch, and how many batches were not
+    /// kept since one was (see [`put_batch`]).
+    hit: bool,
+    skipped: u32,
 }
+
+/// Batches not kept in a row while the one kept is taken by no other stream:
+/// keeping one costs an allocation (the chunk's shared count), which streams
+/// that are all at places of their own would pay on every event for nothing.
+const SKIP: u32 = 15;
 
 impl Batch {
     const fn new() -> Self {
-        Self { at: Vec::new(), chunk: Bytes::new(), after: Vec::new() }
+        // As if taken: the first batch is kept.
+        Self { at: Vec::new(), chunk: Bytes::new(), after: Vec::new(), hit: true, skipped: 0 }
     }
 }
 
@@ -87,8 +97,9 @@ impl Batch {
 pub(crate) fn batch(at: &[u64], after: impl FnOnce(&[u64])) -> Option<Bytes> {
     BATCH
         .try_with(|batch| {
-            let batch = batch.borrow();
+            let mut batch = batch.borrow_mut();
             (batch.at == at).then(|| {
+                batch.hit = true;
                 after(&batch.after);
                 batch.chunk.clone()
             })
@@ -100,9 +111,18 @@ pub(crate) fn batch(at: &[u64], after: impl FnOnce(&[u64])) -> Option<Bytes> {
 /// Keeps the batch a stream sent, for the next stream at the same place on
 /// this thread. `at` and `after` are swapped with the buffers of the batch
 /// kept before, so that nothing is allocated once they are large enough.
+///
+/// While no stream took the batch kept, only one in [`SKIP`] + 1 is kept: a
+/// group of streams at one place finds one kept within that many events, and
+/// from then on every next one (each taken).
 pub(crate) fn put_batch(at: &mut Vec<u64>, chunk: &Bytes, after: &mut Vec<u64>) {
     let _ = BATCH.try_with(|batch| {
         let mut batch = batch.borrow_mut();
+        if !batch.hit && batch.skipped < SKIP {
+            batch.skipped += 1;
+            return;
+        }
+        (batch.hit, batch.skipped) = (false, 0);
         std::mem::swap(&mut batch.at, at);
         std::mem::swap(&mut batch.after, after);
         batch.chunk = chunk.clone();

@@ -337,8 +337,19 @@ async fn small_events_of_every_topic_come_in_one_chunk_a_large_one_alone() {
     assert_eq!(again.ready(), [("b".to_owned(), "b2".to_owned())]);
 }
 
-#[tokio::test]
-async fn streams_at_the_same_place_share_a_chunk_others_get_their_own() {
+/// On a thread of its own: what a thread shares starts there afresh (a thread
+/// whose streams shared nothing lately keeps only some of its batches).
+#[test]
+fn streams_at_the_same_place_share_a_chunk_others_get_their_own() {
+    std::thread::spawn(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(same_place_streams_share());
+    })
+    .join()
+    .unwrap();
+}
+
+async fn same_place_streams_share() {
     let hub = Hub::new();
     let topics = ["a", "b", "c"];
     let mut first = hub.try_subscribe_many(&topics, Resume::Live, 0).unwrap();
