@@ -57,6 +57,7 @@ use super::Shared;
 use super::body::seal_copy;
 use super::error::BoxError;
 use super::event_id::EventId;
+use super::topic::Continues;
 
 /// A future of a backplane, boxed: `dyn` traits cannot return `impl Future`.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -165,12 +166,58 @@ pub struct BackplaneStatus {
     pub last_error: Option<String>,
     /// When the last error was met.
     pub last_error_at: Option<SystemTime>,
+    /// Each connection the backplane keeps, when it keeps several (one per
+    /// Redis Cluster node it listens to, say); `connected` is whether all are.
+    pub links: Vec<LinkStatus>,
+}
+
+/// The state of one of a backplane's connections, in [`BackplaneStatus::links`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LinkStatus {
+    /// What it connects to (an address, a role).
+    pub name: String,
+    /// Whether it is connected now.
+    pub connected: bool,
+    /// The last error it met, if any.
+    pub last_error: Option<String>,
+    /// When it met its last error.
+    pub last_error_at: Option<SystemTime>,
+}
+
+impl LinkStatus {
+    /// A link's state from its parts, for backplanes of other crates.
+    pub fn new(name: impl Into<String>, connected: bool) -> Self {
+        Self { name: name.into(), connected, last_error: None, last_error_at: None }
+    }
+
+    /// The same state, its last error `error` met at `at`.
+    pub fn with_last_error(mut self, error: impl Into<String>, at: SystemTime) -> Self {
+        (self.last_error, self.last_error_at) = (Some(error.into()), Some(at));
+        self
+    }
 }
 
 impl BackplaneStatus {
     /// A status from its parts, for backplanes of other crates.
     pub fn new(connected: bool, connects: u64, syncs: u64, pending_topics: u64, last_error: Option<String>) -> Self {
-        Self { connected, connects, syncs, pending_topics, last_error, last_error_at: None }
+        Self { connected, connects, syncs, pending_topics, last_error, last_error_at: None, links: Vec::new() }
+    }
+
+    /// The same status with the state of each of its connections.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ssekit::hub::backplane::{BackplaneStatus, LinkStatus};
+    ///
+    /// let links = vec![LinkStatus::new("127.0.0.1:7000", true), LinkStatus::new("127.0.0.1:7001", false)];
+    /// let status = BackplaneStatus::new(false, 3, 10, 0, None).with_links(links);
+    /// assert_eq!(status.links.iter().filter(|link| link.connected).count(), 1);
+    /// ```
+    pub fn with_links(mut self, links: Vec<LinkStatus>) -> Self {
+        self.links = links;
+        self
     }
 
     /// The same status, its last error met at `at`.
@@ -270,6 +317,27 @@ impl Feed {
     ///
     /// Returns `false` when the hub does not hold the topic.
     pub fn load(&self, topic: &str, epoch: u64, next: u64, entries: Vec<(u64, Bytes)>) -> bool {
+        self.load_continuing(topic, epoch, None, next, entries)
+    }
+
+    /// As [`Feed::load`], for a shared log of `epoch` that continues the log of
+    /// an earlier epoch through an offset (`continues: (earlier epoch, offset)`):
+    /// it holds that log's entries up to there, as they were. Subscribers and
+    /// ids of the earlier epoch at or before that offset go on in this one
+    /// without a reset; those beyond it get one.
+    ///
+    /// A backplane uses it when the store of a shared log changed (a failover
+    /// to a replica that may lack the last entries the old primary gave out):
+    /// new entries then get the new epoch, never an id that may have been given
+    /// out already for another event.
+    pub fn load_continuing(
+        &self,
+        topic: &str,
+        epoch: u64,
+        continues: Option<(u64, u64)>,
+        next: u64,
+        entries: Vec<(u64, Bytes)>,
+    ) -> bool {
         let Some(topic) = self.hub.upgrade().and_then(|hub| hub.registry.get(topic)) else {
             return false;
         };
@@ -277,6 +345,7 @@ impl Feed {
         let now = Instant::now();
         let mut state = topic.write();
         state.epoch = epoch;
+        state.continues = continues.map(|(epoch, through)| Continues { epoch, through });
         state.log.restart(frames.first().map_or(next, |(offset, _)| *offset));
         for (offset, frame) in frames {
             state.log.append_at(offset, frame, now);

@@ -10,7 +10,7 @@ use super::event_id::EventId;
 use super::log::{Log, MAX_BATCH, Read};
 use super::recent::{self, Chunk, Place};
 use super::reset::ResetReason;
-use super::topic::{State, Topic};
+use super::topic::{Continues, State, Topic};
 use super::wakers::Registration;
 
 /// Where a cursor starts, until its topic's log is ready (a topic fed by a
@@ -210,7 +210,7 @@ fn begin_if_ready(state: &State, start: &mut Option<Box<Start>>, epoch: &mut u64
     if !state.ready {
         return None;
     }
-    let (from, begin) = self::start(&state.log, state.epoch, *start.take()?);
+    let (from, begin) = self::start(&state.log, state.epoch, state.continues, *start.take()?);
     (*epoch, *next) = (state.epoch, from);
     Some(begin)
 }
@@ -221,6 +221,11 @@ fn follow_epoch(state: &State, epoch: &mut u64, next: &mut u64) -> Option<Begin>
         return None;
     }
     let first_log = *epoch == 0 && *next == 1;
+    if Continues::offset(state.continues, *epoch, next.saturating_sub(1)).is_some() {
+        // The new log holds everything this cursor read, as it was: go on.
+        *epoch = state.epoch;
+        return None;
+    }
     *epoch = state.epoch;
     if first_log {
         // A fed topic that had no shared log yet got its first one: nothing
@@ -238,8 +243,8 @@ impl Drop for Cursor {
     }
 }
 
-/// Where a cursor starts in `log` (of `epoch`), and how.
-fn start(log: &Log, epoch: u64, start: Start) -> (u64, Begin) {
+/// Where a cursor starts in `log` (of `epoch`, continuing `continues`), and how.
+fn start(log: &Log, epoch: u64, continues: Option<Continues>, start: Start) -> (u64, Begin) {
     let live = log.next();
     let (positions, index) = match start {
         Start::Live { history } => {
@@ -251,23 +256,23 @@ fn start(log: &Log, epoch: u64, start: Start) -> (u64, Begin) {
     };
     // The client's position in this topic: the one of the same epoch, at this
     // topic's place in the stream first (two topics could share an epoch).
-    let mine = positions
-        .get(index)
-        .filter(|id| id.epoch() == epoch)
-        .or_else(|| positions.iter().find(|id| id.epoch() == epoch));
-    let Some(id) = mine else {
+    let here = |id: &EventId| {
+        if id.epoch() == epoch { Some(id.offset()) } else { Continues::offset(continues, id.epoch(), id.offset()) }
+    };
+    let mine = positions.get(index).and_then(here).or_else(|| positions.iter().find_map(here));
+    let Some(offset) = mine else {
         // A position of another epoch where this topic's would be: the log
         // that issued it is gone. No position at all: the topic is new to this
         // client, who has missed nothing of it.
         let begin = if positions.get(index).is_some() { Begin::Reset(ResetReason::UnknownEpoch) } else { Begin::Live };
         return (live, begin);
     };
-    if id.offset() >= live {
+    if offset >= live {
         (live, Begin::Reset(ResetReason::Future))
-    } else if id.offset() + 1 < log.first_fresh() {
+    } else if offset + 1 < log.first_fresh() {
         (live, Begin::Reset(ResetReason::Evicted))
     } else {
-        (id.offset() + 1, Begin::Exact)
+        (offset + 1, Begin::Exact)
     }
 }
 

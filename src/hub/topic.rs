@@ -32,6 +32,9 @@ pub(crate) struct State {
     /// Names the log: ids of another epoch cannot be resumed here. A topic fed
     /// by a backplane takes the epoch of the shared log, which can change.
     pub(crate) epoch: u64,
+    /// The log of an earlier epoch that this one continues, and through which
+    /// offset: ids of that epoch up to there resume here as they are.
+    pub(crate) continues: Option<Continues>,
     /// Whether the log holds its offsets: a fed topic is not ready until its
     /// backplane loaded it, and subscriptions wait to pick their start.
     pub(crate) ready: bool,
@@ -43,6 +46,24 @@ pub(crate) struct State {
     pub(crate) idle_since: Instant,
     /// The publish keys seen lately (see [`Hub::publish_once`](crate::Hub::publish_once)).
     pub(crate) once: Once,
+}
+
+/// A log's earlier epoch, which it continues through an offset: a shared log
+/// whose server changed (a failover) keeps what the new server holds and
+/// takes a new epoch, so that the offsets the old server may have given beyond
+/// it cannot be confused with new ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Continues {
+    pub(crate) epoch: u64,
+    pub(crate) through: u64,
+}
+
+impl Continues {
+    /// The offset in the continuing log of a position `(epoch, offset)`, if it
+    /// is one this log holds as it was.
+    pub(crate) fn offset(this: Option<Self>, epoch: u64, offset: u64) -> Option<u64> {
+        this.filter(|c| c.epoch == epoch && offset <= c.through).map(|_| offset)
+    }
 }
 
 impl Topic {
@@ -59,6 +80,7 @@ impl Topic {
             state: RwLock::new(State {
                 log: Log::new(limits),
                 epoch,
+                continues: None,
                 ready: !fed,
                 removed: false,
                 idle_since: Instant::now(),

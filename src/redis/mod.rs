@@ -34,6 +34,7 @@
 //! or get a `reset` where it does not. The reader reconnects with backoff;
 //! [`Hub::backplane_status`](crate::Hub::backplane_status) shows its state.
 
+mod deployment;
 mod reader;
 mod script;
 
@@ -42,8 +43,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use self::deployment::{Commands, Deployment, WakeSource};
 use crate::hub::EventId;
 use crate::hub::backplane::{Backplane, BackplaneError, BackplaneStatus, BoxFuture, Feed};
 
@@ -60,7 +61,7 @@ use crate::hub::backplane::{Backplane, BackplaneError, BackplaneStatus, BoxFutur
 #[must_use]
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    url: String,
+    deployment: Deployment,
     prefix: String,
     ttl: Option<Duration>,
     resync_interval: Duration,
@@ -71,8 +72,42 @@ impl RedisConfig {
     /// Connects to `url` (`redis://host:port/db`), keys prefixed `ssekit:`, no
     /// key expiry, a resync every 5 s, 2 s timeouts.
     pub fn new(url: impl Into<String>) -> Self {
+        Self::with(Deployment::One(url.into()))
+    }
+
+    /// Connects to the primary of the master named `master` that the
+    /// `sentinels` (`host:port` or `redis://…` each) watch, and follows it
+    /// through failovers by itself. See [Failover](crate::redis#failover).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = ssekit::RedisConfig::sentinel(["10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379"], "mymaster");
+    /// ```
+    pub fn sentinel<S: Into<String>>(sentinels: impl IntoIterator<Item = S>, master: impl Into<String>) -> Self {
+        Self::with(Deployment::Sentinel {
+            sentinels: sentinels.into_iter().map(Into::into).collect(),
+            master: master.into(),
+        })
+    }
+
+    /// Connects to a Redis Cluster through `nodes` (`host:port` or `redis://…`
+    /// each; the others are found from them). Topics are spread over the
+    /// cluster's primaries; this node listens for wake-ups on every listed
+    /// node, so list at least two. See [Cluster](crate::redis#cluster).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = ssekit::RedisConfig::cluster(["10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.3:7000"]);
+    /// ```
+    pub fn cluster<S: Into<String>>(nodes: impl IntoIterator<Item = S>) -> Self {
+        Self::with(Deployment::Cluster(nodes.into_iter().map(Into::into).collect()))
+    }
+
+    fn with(deployment: Deployment) -> Self {
         Self {
-            url: url.into(),
+            deployment,
             prefix: "ssekit:".to_owned(),
             ttl: None,
             resync_interval: Duration::from_secs(5),
@@ -133,7 +168,7 @@ pub struct RedisBackplane {
 }
 
 struct Inner {
-    conn: ConnectionManager,
+    conn: Commands,
     script: redis::Script,
     keys: script::Keys,
     ttl_ms: u64,
@@ -156,19 +191,13 @@ impl RedisBackplane {
     ///
     /// [`RedisError`] when the URL is invalid or Redis cannot be reached now.
     pub async fn connect(config: RedisConfig) -> Result<Self, RedisError> {
-        let client = redis::Client::open(config.url.as_str())?;
-        let manager = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.timeout))
-            .set_response_timeout(Some(config.timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_with_config(client.clone(), manager).await?;
+        let (conn, wakes) = config.deployment.connect(config.timeout).await?;
         let keys = script::Keys::new(&config.prefix);
-        let link = Arc::new(reader::Link::default());
+        let link = Arc::new(reader::Link::new(reader::Status::new(wakes.iter().map(WakeSource::name))));
         let reader = tokio::spawn(
             reader::Reader {
                 link: link.clone(),
-                client,
+                wakes,
                 conn: conn.clone(),
                 keys: keys.clone(),
                 resync_interval: config.resync_interval,
@@ -267,10 +296,13 @@ impl Backplane for RedisBackplane {
     }
 }
 
-/// What a failed append tells: refused before sending, refused by Redis, or
-/// lost on the way back (a timeout, a dropped connection).
+/// What a failed append tells: not run (refused before sending, or a server
+/// that cannot write now: a replica, a Cluster without the slot), refused by
+/// Redis, or lost on the way back (a timeout, a dropped connection).
 fn append_error(err: redis::RedisError) -> BackplaneError {
-    if err.is_connection_refusal() {
+    use redis::ServerErrorKind::{ClusterDown, MasterDown, ReadOnly, TryAgain};
+    let not_run = matches!(err.kind(), redis::ErrorKind::Server(ReadOnly | ClusterDown | MasterDown | TryAgain));
+    if err.is_connection_refusal() || not_run {
         BackplaneError::Unavailable(Box::new(RedisError::from(err)))
     } else if matches!(err.kind(), redis::ErrorKind::Server(_)) {
         BackplaneError::Refused(Box::new(RedisError::from(err)))

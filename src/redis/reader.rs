@@ -1,27 +1,32 @@
 //! The reader: the one task per node that feeds the hub from Redis, and the
 //! [`Link`] through which the backplane's handle tells it what to read.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_core::Stream;
-use redis::aio::ConnectionManager;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::deployment::{Commands, WakeSource};
 use super::script::Keys;
-use crate::hub::backplane::{Appended, BackplaneStatus, Feed};
+use crate::hub::backplane::{Appended, BackplaneStatus, Feed, LinkStatus};
 
 /// Entries read per `XRANGE`.
 const PAGE: usize = 512;
+/// Topics synchronised at once.
+const SYNCS: usize = 16;
+/// Wake-ups queued for the reader; a link waits while it is full.
+const WAKES: usize = 1024;
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// What the backplane's handle and its reader share.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Link {
     /// The hub fed, once attached.
     feed: OnceLock<Feed>,
@@ -33,6 +38,10 @@ pub(super) struct Link {
 }
 
 impl Link {
+    pub(super) fn new(status: Status) -> Self {
+        Self { feed: OnceLock::new(), wanted: Mutex::default(), notify: Notify::new(), status }
+    }
+
     /// Feeds `feed` from now on; `Err` if another hub is fed already.
     pub(super) fn attach(&self, feed: Feed) -> Result<(), Feed> {
         self.feed.set(feed)?;
@@ -65,36 +74,64 @@ impl Link {
     }
 }
 
-#[derive(Debug, Default)]
+/// The state of the node's links to Redis, for `/health`.
+#[derive(Debug)]
 pub(super) struct Status {
-    connected: AtomicBool,
-    reconnects: AtomicU64,
+    /// Per wake-up link: its name, whether it is subscribed, its last error.
+    links: Mutex<Vec<LinkStatus>>,
+    connects: AtomicU64,
     syncs: AtomicU64,
     pending: AtomicU64,
     last_error: Mutex<Option<(String, SystemTime)>>,
 }
 
 impl Status {
-    fn up(&self) {
-        if !self.connected.swap(true, Relaxed) {
-            self.reconnects.fetch_add(1, Relaxed);
+    /// A link is down at first: up once subscribed.
+    pub(super) fn new<'a>(links: impl IntoIterator<Item = &'a str>) -> Self {
+        Self {
+            links: Mutex::new(links.into_iter().map(|name| LinkStatus::new(name, false)).collect()),
+            connects: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+            pending: AtomicU64::new(0),
+            last_error: Mutex::new(None),
         }
     }
 
-    fn down(&self, error: impl ToString) {
-        self.connected.store(false, Relaxed);
+    fn links(&self) -> std::sync::MutexGuard<'_, Vec<LinkStatus>> {
+        self.links.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn link_up(&self, index: usize) {
+        if let Some(link) = self.links().get_mut(index) {
+            link.connected = true;
+        }
+        self.connects.fetch_add(1, Relaxed);
+    }
+
+    fn link_down(&self, index: usize, error: impl ToString) {
+        let error = error.to_string();
+        if let Some(link) = self.links().get_mut(index) {
+            link.connected = false;
+            *link = link.clone().with_last_error(error.clone(), SystemTime::now());
+        }
+        self.error(error);
+    }
+
+    fn error(&self, error: impl ToString) {
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some((error.to_string(), SystemTime::now()));
     }
 
     pub(super) fn snapshot(&self) -> BackplaneStatus {
+        let links = self.links().clone();
         let last_error = self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let status = BackplaneStatus::new(
-            self.connected.load(Relaxed),
-            self.reconnects.load(Relaxed),
+            !links.is_empty() && links.iter().all(|link| link.connected),
+            self.connects.load(Relaxed),
             self.syncs.load(Relaxed),
             self.pending.load(Relaxed),
             last_error.as_ref().map(|(error, _)| error.clone()),
-        );
+        )
+        .with_links(links);
         match last_error {
             Some((_, at)) => status.with_last_error_at(at),
             None => status,
@@ -104,167 +141,271 @@ impl Status {
 
 pub(super) struct Reader {
     pub(super) link: Arc<Link>,
-    pub(super) client: redis::Client,
-    pub(super) conn: ConnectionManager,
+    pub(super) conn: Commands,
+    pub(super) wakes: Vec<WakeSource>,
     pub(super) keys: Keys,
     pub(super) resync_interval: Duration,
 }
 
-impl Reader {
-    pub(super) async fn run(mut self) {
-        let feed = self.link.attached().await;
-        let mut backoff = MIN_BACKOFF;
-        while !feed.is_closed() {
-            match self.follow(&feed).await {
-                Ok(()) => return,
-                Err(err) => self.link.status.down(err),
-            }
-            tokio::select! {
-                () = feed.closed() => return,
-                () = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-            if self.link.status.connected.load(Relaxed) {
-                backoff = MIN_BACKOFF;
-            }
-        }
-    }
+/// What a wake-up link tells the reader.
+enum Wake {
+    /// `<epoch>:<topic>` was appended to.
+    Appended(Vec<u8>),
+    /// The link (re)subscribed: wake-ups may have been missed before.
+    Up,
+}
 
-    /// Subscribes to wake-ups and syncs topics until the connection fails
-    /// (`Err`) or the hub closes (`Ok`).
-    async fn follow(&mut self, feed: &Feed) -> Result<(), redis::RedisError> {
-        let mut pubsub = self.client.get_async_pubsub().await?;
-        pubsub.subscribe(self.keys.wake()).await?;
-        let mut wakes = pubsub.into_on_message();
-        self.link.status.up();
-        let link = self.link.clone();
-        // Topics to sync, and whether to check the epoch first (`true`) or only read
-        // new entries. After (re)connecting, every topic may have missed wake-ups
-        // and Redis may have lost its data: check them all.
-        let mut dirty: BTreeMap<Arc<str>, bool> = feed.topics().into_iter().map(|t| (t, true)).collect();
+impl Reader {
+    /// Feeds the hub until it closes. Each topic is synchronised on its own
+    /// (several at once), so a topic whose Redis fails — one Cluster shard down
+    /// — waits with its own backoff while every other topic flows.
+    pub(super) async fn run(self) {
+        let feed = self.link.attached().await;
+        let (tx, mut wakes) = mpsc::channel(WAKES);
+        // Aborted with the reader: dropping a `JoinSet` aborts its tasks.
+        let mut links = JoinSet::new();
+        for (index, source) in self.wakes.iter().enumerate() {
+            links.spawn(follow(source.clone(), index, self.keys.wake(), tx.clone(), self.link.clone()));
+        }
+        drop(tx);
+        let mut syncs: JoinSet<(Arc<str>, bool, Result<(), redis::RedisError>)> = JoinSet::new();
+        let mut running: HashSet<Arc<str>> = HashSet::new();
+        // Topics to sync, and whether to check the epoch first (`true`) or only
+        // read new entries.
+        let mut dirty: BTreeMap<Arc<str>, bool> = BTreeMap::new();
+        // Topics whose last sync failed: when to try again, and the wait after that.
+        let mut failing: HashMap<Arc<str>, (Instant, Duration)> = HashMap::new();
         let mut resync = tokio::time::interval_at(Instant::now() + self.resync_interval, self.resync_interval);
         loop {
             if feed.is_closed() {
-                // The hub closed, or was dropped while a handle of this backplane
-                // lives on: nothing to feed any more.
-                return Ok(());
+                return;
             }
-            let wanted = std::mem::take(&mut *link.wanted.lock().unwrap_or_else(|e| e.into_inner()));
+            let wanted = std::mem::take(&mut *self.link.wanted.lock().unwrap_or_else(|e| e.into_inner()));
             dirty.extend(wanted.into_iter().map(|t| (t, true)));
-            link.status.pending.store(dirty.len() as u64, Relaxed);
-            while let Some((topic, full)) = dirty.pop_first() {
-                if let Err(err) = self.sync(feed, &topic, full).await {
-                    dirty.insert(topic, full);
-                    return Err(err);
-                }
-                link.status.syncs.fetch_add(1, Relaxed);
-                link.status.pending.store(dirty.len() as u64, Relaxed);
+            let now = Instant::now();
+            let due: Vec<(Arc<str>, bool)> = dirty
+                .iter()
+                .filter(|(topic, _)| !running.contains(*topic))
+                .filter(|(topic, _)| failing.get(*topic).is_none_or(|(at, _)| *at <= now))
+                .take(SYNCS.saturating_sub(running.len()))
+                .map(|(topic, full)| (topic.clone(), *full))
+                .collect();
+            for (topic, full) in due {
+                dirty.remove(&topic);
+                running.insert(topic.clone());
+                let (mut conn, keys, feed) = (self.conn.clone(), self.keys.clone(), feed.clone());
+                syncs.spawn(async move {
+                    let result = sync(&mut conn, &keys, &feed, &topic, full).await;
+                    (topic, full, result)
+                });
             }
+            self.link.status.pending.store((dirty.len() + running.len()) as u64, Relaxed);
+            let retry_at = dirty.keys().filter_map(|topic| failing.get(topic)).map(|(at, _)| *at).min();
             tokio::select! {
-                wake = next(&mut wakes) => match wake {
-                    Some(msg) => {
-                        let topic = String::from_utf8_lossy(msg.get_payload_bytes()).into_owned();
-                        if feed.position(&topic).is_some() {
-                            dirty.entry(topic.into()).or_insert(false);
+                Some(done) = syncs.join_next(), if !syncs.is_empty() => {
+                    let Ok((topic, full, result)) = done else { continue };
+                    running.remove(&topic);
+                    match result {
+                        Ok(()) => {
+                            failing.remove(&topic);
+                            self.link.status.syncs.fetch_add(1, Relaxed);
+                        }
+                        Err(err) => {
+                            self.link.status.error(&err);
+                            let wait = failing.get(&topic).map_or(MIN_BACKOFF, |(_, wait)| (*wait * 2).min(MAX_BACKOFF));
+                            failing.insert(topic.clone(), (Instant::now() + wait, wait));
+                            let full = dirty.get(&topic).copied().unwrap_or(false) || full;
+                            dirty.insert(topic, full);
                         }
                     }
-                    None => return Err(redis::RedisError::from(std::io::Error::other("wake-up connection closed"))),
-                },
-                () = link.notify.notified() => {}
-                _ = resync.tick() => dirty.extend(feed.topics().into_iter().map(|t| (t, true))),
-                () = feed.closed() => return Ok(()),
-            }
-        }
-    }
-
-    /// Brings the local log of `name` up to the Redis stream. With `check`, or
-    /// when the topic was never loaded, it first compares the epoch; otherwise it
-    /// reads new entries only, and reloads if one is of another epoch.
-    async fn sync(&mut self, feed: &Feed, name: &str, check: bool) -> Result<(), redis::RedisError> {
-        let Some(position) = feed.position(name) else {
-            return Ok(());
-        };
-        if check || !position.loaded {
-            let shared = self.shared_epoch(name).await?;
-            if !position.loaded || shared != position.epoch {
-                return self.reload(feed, name, shared).await;
-            }
-        }
-        if self.read_new(feed, name, position.epoch, position.next).await? {
-            Ok(())
-        } else {
-            // An entry of another epoch: the shared log was replaced meanwhile.
-            let shared = self.shared_epoch(name).await?;
-            self.reload(feed, name, shared).await
-        }
-    }
-
-    /// The epoch of the shared log of `name`; 0 when Redis holds none.
-    async fn shared_epoch(&mut self, name: &str) -> Result<u64, redis::RedisError> {
-        let epoch: Option<String> =
-            redis::cmd("HGET").arg(self.keys.meta(name)).arg("epoch").query_async(&mut self.conn).await?;
-        Ok(epoch.and_then(|e| u64::from_str_radix(&e, 16).ok()).unwrap_or(0))
-    }
-
-    /// Replaces the local log of `name` with the retained tail of the shared log
-    /// of `epoch`.
-    async fn reload(&mut self, feed: &Feed, name: &str, epoch: u64) -> Result<(), redis::RedisError> {
-        let mut entries: Vec<(String, Vec<Bytes>)> = redis::cmd("XREVRANGE")
-            .arg(self.keys.log(name))
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(feed.history())
-            .query_async(&mut self.conn)
-            .await?;
-        entries.reverse();
-        let (entries, _) = parse(entries, epoch);
-        feed.load(name, epoch, 1, entries);
-        Ok(())
-    }
-
-    /// Feeds the entries from offset `next` on of the shared log of `epoch`.
-    /// Returns `false` when an entry of another epoch shows the log was
-    /// replaced, or the local log is of another epoch now.
-    async fn read_new(
-        &mut self,
-        feed: &Feed,
-        name: &str,
-        epoch: u64,
-        mut next: u64,
-    ) -> Result<bool, redis::RedisError> {
-        loop {
-            let entries: Vec<(String, Vec<Bytes>)> = redis::cmd("XRANGE")
-                .arg(self.keys.log(name))
-                .arg(next)
-                .arg("+")
-                .arg("COUNT")
-                .arg(PAGE)
-                .query_async(&mut self.conn)
-                .await?;
-            let full = entries.len() == PAGE;
-            let (entries, foreign) = parse(entries, epoch);
-            if let Some(&(last, _)) = entries.last() {
-                match feed.append(name, epoch, entries) {
-                    Appended::Done => next = last + 1,
-                    Appended::OtherEpoch => return Ok(false),
-                    _ => return Ok(true),
                 }
-            }
-            if foreign {
-                return Ok(false);
-            }
-            if !full {
-                return Ok(true);
+                wake = wakes.recv() => match wake {
+                    Some(Wake::Appended(payload)) => {
+                        if let Some((topic, epoch)) = parse_wake(&payload) {
+                            if let Some(position) = feed.position(topic) {
+                                // Another epoch: the log was replaced, check it.
+                                let full = position.epoch != epoch;
+                                let entry = dirty.entry(topic.into()).or_insert(full);
+                                *entry |= full;
+                            }
+                        }
+                    }
+                    // After (re)subscribing, every topic may have missed wake-ups and
+                    // Redis may have lost its data: check them all.
+                    Some(Wake::Up) => dirty.extend(feed.topics().into_iter().map(|t| (t, true))),
+                    None => return,
+                },
+                () = self.link.notify.notified() => {}
+                () = sleep_until(retry_at) => {}
+                _ = resync.tick() => dirty.extend(feed.topics().into_iter().map(|t| (t, true))),
+                () = feed.closed() => return,
             }
         }
     }
 }
 
-/// `(offset, body)` of stream entries `<offset>-0 e <epoch> b <body>` of
-/// `epoch`, and whether entries of another epoch (a log replaced in between)
-/// were left out. Entries not of this form are skipped.
-fn parse(entries: Vec<(String, Vec<Bytes>)>, epoch: u64) -> (Vec<(u64, Bytes)>, bool) {
+/// Sleeps until `at`, or forever.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `(topic, epoch)` of a wake-up's payload `<epoch>:<topic>`.
+fn parse_wake(payload: &[u8]) -> Option<(&str, u64)> {
+    let at = payload.iter().position(|&b| b == b':')?;
+    let epoch = u64::from_str_radix(std::str::from_utf8(&payload[..at]).ok()?, 16).ok()?;
+    Some((std::str::from_utf8(&payload[at + 1..]).ok()?, epoch))
+}
+
+/// Keeps wake-up link `index` subscribed, reconnecting with backoff, and passes
+/// on what it hears until the reader is gone.
+async fn follow(source: WakeSource, index: usize, channel: String, tx: mpsc::Sender<Wake>, link: Arc<Link>) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let subscribed = async {
+            let mut pubsub = source.client().await?.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub.into_on_message())
+        };
+        match subscribed.await {
+            Ok(mut messages) => {
+                link.status.link_up(index);
+                backoff = MIN_BACKOFF;
+                if tx.send(Wake::Up).await.is_err() {
+                    return;
+                }
+                while let Some(message) = next(&mut messages).await {
+                    if tx.send(Wake::Appended(message.get_payload_bytes().to_vec())).await.is_err() {
+                        return;
+                    }
+                }
+                link.status.link_down(index, "the wake-up connection closed");
+            }
+            Err(err) => link.status.link_down(index, err),
+        }
+        if tx.is_closed() {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Brings the local log of `name` up to the Redis stream. With `check`, or
+/// when the topic was never loaded, it first compares the epoch; otherwise it
+/// reads new entries only, and reloads if one is of another epoch.
+async fn sync(conn: &mut Commands, keys: &Keys, feed: &Feed, name: &str, check: bool) -> Result<(), redis::RedisError> {
+    let Some(position) = feed.position(name) else {
+        return Ok(());
+    };
+    if check || !position.loaded {
+        let shared = Shared::of(conn, keys, name).await?;
+        if !position.loaded || shared.epoch != position.epoch {
+            return reload(conn, keys, feed, name, shared).await;
+        }
+    }
+    let shared = Shared { epoch: position.epoch, continues: None };
+    if read_new(conn, keys, feed, name, shared, position.next).await? {
+        Ok(())
+    } else {
+        // An entry of another epoch: the shared log was replaced meanwhile.
+        let shared = Shared::of(conn, keys, name).await?;
+        reload(conn, keys, feed, name, shared).await
+    }
+}
+
+/// Which entries of a shared log are of its epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shared {
+    /// 0 when Redis holds no log.
+    epoch: u64,
+    /// The earlier epoch the log continues, and through which offset: its
+    /// entries up to there are part of this log.
+    continues: Option<(u64, u64)>,
+}
+
+impl Shared {
+    /// What Redis holds for `name` now.
+    async fn of(conn: &mut Commands, keys: &Keys, name: &str) -> Result<Self, redis::RedisError> {
+        let [epoch, continues, through]: [Option<String>; 3] =
+            redis::cmd("HMGET").arg(keys.meta(name)).arg(&["epoch", "continues", "through"]).query_async(conn).await?;
+        let hex = |e: Option<String>| e.and_then(|e| u64::from_str_radix(&e, 16).ok());
+        let through = through.and_then(|t| t.parse().ok());
+        Ok(Self { epoch: hex(epoch).unwrap_or(0), continues: hex(continues).zip(through) })
+    }
+
+    /// Whether the entry at `offset` written in `epoch` is part of this log.
+    fn holds(self, epoch: u64, offset: u64) -> bool {
+        epoch == self.epoch || self.continues.is_some_and(|(earlier, through)| epoch == earlier && offset <= through)
+    }
+}
+
+/// Replaces the local log of `name` with the retained tail of the shared log.
+async fn reload(
+    conn: &mut Commands,
+    keys: &Keys,
+    feed: &Feed,
+    name: &str,
+    shared: Shared,
+) -> Result<(), redis::RedisError> {
+    let mut entries: Vec<(String, Vec<Bytes>)> = redis::cmd("XREVRANGE")
+        .arg(keys.log(name))
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(feed.history())
+        .query_async(conn)
+        .await?;
+    entries.reverse();
+    let (entries, _) = parse(entries, shared);
+    feed.load_continuing(name, shared.epoch, shared.continues, 1, entries);
+    Ok(())
+}
+
+/// Feeds the entries from offset `next` on of the shared log. Returns `false`
+/// when an entry of another epoch shows the log was replaced, or the local log
+/// is of another epoch now.
+async fn read_new(
+    conn: &mut Commands,
+    keys: &Keys,
+    feed: &Feed,
+    name: &str,
+    shared: Shared,
+    mut next: u64,
+) -> Result<bool, redis::RedisError> {
+    loop {
+        let entries: Vec<(String, Vec<Bytes>)> = redis::cmd("XRANGE")
+            .arg(keys.log(name))
+            .arg(next)
+            .arg("+")
+            .arg("COUNT")
+            .arg(PAGE)
+            .query_async(conn)
+            .await?;
+        let full = entries.len() == PAGE;
+        let (entries, foreign) = parse(entries, shared);
+        if let Some(&(last, _)) = entries.last() {
+            match feed.append(name, shared.epoch, entries) {
+                Appended::Done => next = last + 1,
+                Appended::OtherEpoch => return Ok(false),
+                _ => return Ok(true),
+            }
+        }
+        if foreign {
+            return Ok(false);
+        }
+        if !full {
+            return Ok(true);
+        }
+    }
+}
+
+/// `(offset, body)` of the stream entries `<offset>-0 e <epoch> b <body>` that
+/// are part of the `shared` log, and whether other entries (of a log replaced
+/// in between) were left out. Entries not of this form are skipped.
+fn parse(entries: Vec<(String, Vec<Bytes>)>, shared: Shared) -> (Vec<(u64, Bytes)>, bool) {
     let mut foreign = false;
     let entries = entries
         .into_iter()
@@ -274,8 +415,9 @@ fn parse(entries: Vec<(String, Vec<Bytes>)>, epoch: u64) -> (Vec<(u64, Bytes)>, 
                 return None;
             }
             let entry_epoch = std::str::from_utf8(&fields[1]).ok().and_then(|e| u64::from_str_radix(e, 16).ok())?;
-            foreign |= entry_epoch != epoch;
-            (entry_epoch == epoch).then(|| (offset, fields.swap_remove(3)))
+            let held = shared.holds(entry_epoch, offset);
+            foreign |= !held;
+            held.then(|| (offset, fields.swap_remove(3)))
         })
         .collect();
     (entries, foreign)

@@ -9,7 +9,17 @@ use redis::Script;
 /// total order per topic. The epoch lives in the meta hash; when the hash is
 /// gone (first publish, flushed or restarted Redis) a new epoch is taken from
 /// the caller and the stream is emptied, so ids of the old log can never be
-/// confused with the new one. The stream entry id is `<offset>-0`, so `XRANGE`
+/// confused with the new one.
+///
+/// The hash also names the server process that appended last (`writer`, its
+/// `run_id`). When another process appends next — a replica promoted by a
+/// failover, a server restarted from its files — the entries the last writer
+/// appended may not all have reached this one, and nodes may have delivered
+/// some of those: so the topic moves to a new epoch before anything is appended
+/// at an offset that could have been given out already. The new epoch
+/// `continues` the old one `through` the last offset this server holds: those
+/// entries stay, and ids up to there resume as they are (see the module docs
+/// of `redis`). The stream entry id is `<offset>-0`, so `XRANGE`
 /// reads by offset; the entry holds the epoch (`e`) and the body (`b`): the
 /// encoded event without its id and final blank line. Each node's hub finishes
 /// the frame with the id (the wire format is written in Rust only).
@@ -30,11 +40,16 @@ if ARGV[7] ~= '0' then
     return {string.sub(seen, 1, at - 1), tonumber(string.sub(seen, at + 1)), 1}
   end
 end
-local epoch = redis.call('HGET', KEYS[2], 'epoch')
+local writer = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+local meta = redis.call('HMGET', KEYS[2], 'epoch', 'writer', 'offset')
+local epoch = meta[1]
 if not epoch then
   epoch = ARGV[2]
   redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[2], 'epoch', epoch, 'offset', 0)
+  redis.call('HSET', KEYS[2], 'epoch', epoch, 'offset', 0, 'writer', writer)
+elseif meta[2] ~= writer then
+  redis.call('HSET', KEYS[2], 'epoch', ARGV[2], 'writer', writer, 'continues', epoch, 'through', meta[3])
+  epoch = ARGV[2]
 end
 local offset = redis.call('HINCRBY', KEYS[2], 'offset', 1)
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], offset .. '-0', 'e', epoch, 'b', ARGV[1])
@@ -45,7 +60,7 @@ end
 if ARGV[7] ~= '0' then
   redis.call('SET', KEYS[3], epoch .. ':' .. offset, 'PX', ARGV[7])
 end
-redis.call('PUBLISH', ARGV[4], ARGV[5])
+redis.call('PUBLISH', ARGV[4], epoch .. ':' .. ARGV[5])
 return {epoch, offset, 0}
 ";
 
@@ -79,7 +94,7 @@ impl Keys {
         format!("{}{{{topic}}}:once:{key}", self.prefix)
     }
 
-    /// The pub/sub channel that wakes nodes (payload: the topic name).
+    /// The pub/sub channel that wakes nodes (payload: `<epoch>:<topic>`).
     pub(crate) fn wake(&self) -> String {
         format!("{}wake", self.prefix)
     }
