@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test of ssekit, with the system packages the tests need:
-#   redis-server            the Redis backplane tests (tests start their own servers on loopback)
+#   redis-server, redis-tools, redis-sentinel   the Redis backplane tests (tests start their own
+#                           servers, replicas, sentinels and clusters on loopback)
 #   chromium, chromium-driver   the browser tests (a headless Chromium driven over WebDriver)
 #
 #   bash scripts/test.sh [cargo test arguments…]
@@ -15,6 +16,8 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-cli >/dev/null || need+=(redis-tools)
+command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
 # The browser tests take any of these (conformance/tests/browser.rs).
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null ||
   need+=(chromium)

@@ -193,7 +193,7 @@ impl RedisBackplane {
     pub async fn connect(config: RedisConfig) -> Result<Self, RedisError> {
         let (conn, wakes) = config.deployment.connect(config.timeout).await?;
         let keys = script::Keys::new(&config.prefix);
-        let link = Arc::new(reader::Link::new(reader::Status::new(wakes.iter().map(WakeSource::name))));
+        let link = Arc::new(reader::Link::new(reader::Status::new(wakes.iter().map(WakeSource::name)), config.timeout));
         let reader = tokio::spawn(
             reader::Reader {
                 link: link.clone(),

@@ -23,7 +23,7 @@ const SYNCS: usize = 16;
 /// Wake-ups queued for the reader; a link waits while it is full.
 const WAKES: usize = 1024;
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// What the backplane's handle and its reader share.
 #[derive(Debug)]
@@ -35,11 +35,13 @@ pub(super) struct Link {
     /// Wakes the reader: attached, or a topic wanted.
     notify: Notify,
     pub(super) status: Status,
+    /// Of each attempt to (re)subscribe a wake-up link.
+    timeout: Duration,
 }
 
 impl Link {
-    pub(super) fn new(status: Status) -> Self {
-        Self { feed: OnceLock::new(), wanted: Mutex::default(), notify: Notify::new(), status }
+    pub(super) fn new(status: Status, timeout: Duration) -> Self {
+        Self { feed: OnceLock::new(), wanted: Mutex::default(), notify: Notify::new(), status, timeout }
     }
 
     /// Feeds `feed` from now on; `Err` if another hub is fed already.
@@ -269,7 +271,10 @@ async fn follow(source: WakeSource, index: usize, channel: String, tx: mpsc::Sen
             pubsub.subscribe(&channel).await?;
             Ok::<_, redis::RedisError>(pubsub.into_on_message())
         };
-        match subscribed.await {
+        let subscribed = tokio::time::timeout(link.timeout, subscribed)
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into()));
+        match subscribed {
             Ok(mut messages) => {
                 link.status.link_up(index);
                 backoff = MIN_BACKOFF;

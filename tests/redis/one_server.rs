@@ -1,125 +1,15 @@
-//! The Redis backplane against a real `redis-server` that each test starts on a
-//! free loopback port with its own temporary directory. Two hubs on the Redis
-//! backplane in one
-//! process stand for two nodes.
-#![cfg(feature = "redis")]
+//! One Redis server: events across nodes, resume on either node, several
+//! topics, eviction, restarts with and without persistence, publish keys, a
+//! stalled server, the demo's answer to an outage.
 
-#[macro_use]
-mod support;
-
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use ssekit::{
-    Decoder, Event, Hub, LastEventId, MessageEvent, PublishError, RedisBackplane, RedisConfig, Resume, Subscription,
-};
+use ssekit::{Decoder, Event, Hub, PublishError, RedisBackplane, RedisConfig, Resume};
 use tokio::time::timeout;
 
-const WAIT: Duration = Duration::from_secs(15);
-
-/// A `redis-server` child process on 127.0.0.1, killed on drop.
-struct RedisServer {
-    port: u16,
-    dir: PathBuf,
-    persistent: bool,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    fn start(persistent: bool) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = std::env::temp_dir().join(format!("ssekit-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut server = Self { port, dir, persistent, child: None };
-        server.spawn();
-        server
-    }
-
-    fn spawn(&mut self) {
-        let mut command = Command::new("redis-server");
-        command
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", ""])
-            .args(["--appendonly", if self.persistent { "yes" } else { "no" }, "--appendfsync", "always"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = command.spawn().unwrap_or_else(|err| {
-            panic!("cannot start redis-server ({err}); install it (Debian package redis-server) — .ci/run does")
-        });
-        self.child = Some(child);
-        // Ready when it accepts connections; bounded.
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("redis-server did not start on port {}", self.port);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Stops the process (SIGSTOP) or lets it go on (SIGCONT): a stall, not an outage.
-    fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("running").id().to_string();
-        assert!(Command::new("kill").args([signal, &pid]).status().unwrap().success());
-    }
-
-    fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-async fn node(server: &RedisServer, history: usize) -> Hub {
-    // A timeout well above a round trip on a loaded machine: the tests `unwrap` publishes.
-    let config =
-        RedisConfig::new(server.url()).timeout(Duration::from_secs(2)).resync_interval(Duration::from_millis(300));
-    let redis = RedisBackplane::connect(config).await.unwrap();
-    Hub::builder().history(history).backplane(redis).build()
-}
-
-/// Reads decoded events until `count` arrived.
-async fn take(subscription: &mut Subscription, decoder: &mut Decoder, count: usize) -> Vec<MessageEvent> {
-    let mut events = Vec::new();
-    while events.len() < count {
-        let chunk = timeout(WAIT, subscription.next())
-            .await
-            .unwrap_or_else(|_| panic!("timed out after {} of {count} events: {events:?}", events.len()))
-            .expect("subscription ended");
-        events.extend(decoder.feed(&chunk).unwrap());
-    }
-    assert_eq!(events.len(), count, "more events than expected: {events:?}");
-    events
-}
-
-fn data(events: &[MessageEvent]) -> Vec<&str> {
-    events.iter().map(|e| e.data.as_str()).collect()
-}
-
-fn resume(id: &str) -> Resume {
-    LastEventId::parse(id.as_bytes()).unwrap().into()
-}
+use super::support::redis_servers::RedisServer;
+use super::{WAIT, data, node, resume, take};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_cross_nodes_in_order() {
@@ -366,8 +256,8 @@ async fn a_timed_out_publish_is_of_unknown_outcome_and_its_retry_appends_nothing
 /// back, and publishing works again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_answers_a_redis_outage_with_503_and_dates_the_last_error() {
-    use support::client::post;
-    use support::demo::{Demo, DemoApp};
+    use super::support::client::post;
+    use super::support::demo::{Demo, DemoApp};
 
     let mut redis = RedisServer::start(false);
     let url = redis.url();

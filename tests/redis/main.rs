@@ -1,0 +1,56 @@
+//! The Redis backplane against real Redis processes that each test starts on
+//! free loopback ports, each with its own temporary directory: one server, a
+//! primary with a replica under three sentinels, a three-primary cluster. Two
+//! hubs on the backplane in one process stand for two nodes.
+#![cfg(feature = "redis")]
+
+#[macro_use]
+#[path = "../support/mod.rs"]
+mod support;
+
+mod cluster;
+mod failover;
+mod one_server;
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use ssekit::{Decoder, Hub, LastEventId, MessageEvent, RedisBackplane, RedisConfig, Resume, Subscription};
+use support::redis_servers::RedisServer;
+use tokio::time::timeout;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+async fn node(server: &RedisServer, history: usize) -> Hub {
+    node_on(RedisConfig::new(server.url()), history).await
+}
+
+/// A node on Redis as `config` says, with timeouts well above a round trip on a
+/// loaded machine (the tests `unwrap` publishes) and a quick resync.
+async fn node_on(config: RedisConfig, history: usize) -> Hub {
+    let config = config.timeout(Duration::from_secs(2)).resync_interval(Duration::from_millis(300));
+    let redis = RedisBackplane::connect(config).await.unwrap();
+    Hub::builder().history(history).backplane(redis).build()
+}
+
+/// Reads decoded events until `count` arrived.
+pub(crate) async fn take(subscription: &mut Subscription, decoder: &mut Decoder, count: usize) -> Vec<MessageEvent> {
+    let mut events = Vec::new();
+    while events.len() < count {
+        let chunk = timeout(WAIT, subscription.next())
+            .await
+            .unwrap_or_else(|_| panic!("timed out after {} of {count} events: {events:?}", events.len()))
+            .expect("subscription ended");
+        events.extend(decoder.feed(&chunk).unwrap());
+    }
+    assert_eq!(events.len(), count, "more events than expected: {events:?}");
+    events
+}
+
+pub(crate) fn data(events: &[MessageEvent]) -> Vec<&str> {
+    events.iter().map(|e| e.data.as_str()).collect()
+}
+
+pub(crate) fn resume(id: &str) -> Resume {
+    LastEventId::parse(id.as_bytes()).unwrap().into()
+}
