@@ -66,6 +66,7 @@ pub struct RedisConfig {
     ttl: Option<Duration>,
     resync_interval: Duration,
     timeout: Duration,
+    replicas: usize,
 }
 
 impl RedisConfig {
@@ -112,6 +113,7 @@ impl RedisConfig {
             ttl: None,
             resync_interval: Duration::from_secs(5),
             timeout: Duration::from_secs(2),
+            replicas: 0,
         }
     }
 
@@ -132,6 +134,20 @@ impl RedisConfig {
     /// a wake-up (a safety net; wake-ups normally deliver within a round trip).
     pub fn resync_interval(mut self, interval: Duration) -> Self {
         self.resync_interval = interval;
+        self
+    }
+
+    /// Reports a publish as done only once `replicas` replicas of the primary
+    /// hold it (Redis `WAIT`, within half the [timeout](Self::timeout)); otherwise
+    /// the publish fails as of unknown outcome: appended, but a failover may
+    /// lose it. Default 0: done once the primary holds it.
+    ///
+    /// Readers may get an event before its replicas confirm it; if a failover
+    /// then loses it, they get a `reset`, never a silent gap (see
+    /// [Failover](crate::redis#failover)). What it costs is in `BENCHMARKS.md`.
+    /// Not with a Cluster: [`RedisBackplane::connect`] refuses the pair.
+    pub fn confirm_by_replicas(mut self, replicas: usize) -> Self {
+        self.replicas = replicas;
         self
     }
 
@@ -173,6 +189,7 @@ struct Inner {
     keys: script::Keys,
     ttl_ms: u64,
     timeout: Duration,
+    replicas: usize,
     link: Arc<reader::Link>,
     reader: tokio::task::JoinHandle<()>,
 }
@@ -191,6 +208,10 @@ impl RedisBackplane {
     ///
     /// [`RedisError`] when the URL is invalid or Redis cannot be reached now.
     pub async fn connect(config: RedisConfig) -> Result<Self, RedisError> {
+        if config.replicas > 0 && matches!(config.deployment, Deployment::Cluster(_)) {
+            let why = "confirm_by_replicas is not supported with a Redis Cluster";
+            return Err(redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, why)).into());
+        }
         let (conn, wakes) = config.deployment.connect(config.timeout).await?;
         let keys = script::Keys::new(&config.prefix);
         let link = Arc::new(reader::Link::new(reader::Status::new(wakes.iter().map(WakeSource::name)), config.timeout));
@@ -212,6 +233,7 @@ impl RedisBackplane {
                 keys,
                 ttl_ms,
                 timeout: config.timeout,
+                replicas: config.replicas,
                 link,
                 reader,
             }),
@@ -232,8 +254,8 @@ impl RedisBackplane {
         Box::pin(async move {
             let mut conn = inner.conn.clone();
             let (once_key, window_ms) = once.unwrap_or_else(|| (inner.keys.meta(&topic), 0));
-            let (epoch, offset, seen): (String, u64, u8) = inner
-                .script
+            let mut invocation = inner.script.prepare_invoke();
+            invocation
                 .key(inner.keys.log(&topic))
                 .key(inner.keys.meta(&topic))
                 .key(once_key)
@@ -243,14 +265,40 @@ impl RedisBackplane {
                 .arg(inner.keys.wake())
                 .arg(&topic)
                 .arg(inner.ttl_ms)
-                .arg(window_ms.to_string())
-                .invoke_async(&mut conn)
-                .await
-                .map_err(append_error)?;
+                .arg(window_ms.to_string());
+            let ((epoch, offset, seen), confirmed): ((String, u64, u8), usize) = if inner.replicas == 0 {
+                (invocation.invoke_async(&mut conn).await.map_err(append_error)?, 0)
+            } else {
+                // The script and `WAIT` in one request on one connection: `WAIT`
+                // counts the replicas that hold this connection's writes. It
+                // waits half the timeout, so that its answer comes in time.
+                let wait_ms = u64::try_from(inner.timeout.as_millis() / 2).unwrap_or(u64::MAX).max(1);
+                let mut pipe = redis::pipe();
+                pipe.invoke_script(&invocation).cmd("WAIT").arg(inner.replicas).arg(wait_ms);
+                match pipe.query_async(&mut conn).await {
+                    Err(err) if matches!(err.kind(), redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)) => {
+                        // Nothing was appended: load the script, then once more.
+                        invocation.load_async(&mut conn).await.map_err(append_error)?;
+                        pipe.query_async(&mut conn).await.map_err(append_error)?
+                    }
+                    answer => answer.map_err(append_error)?,
+                }
+            };
             let epoch = u64::from_str_radix(&epoch, 16).map_err(|_| {
                 BackplaneError::OutcomeUnknown(format!("an epoch that is not hex in the answer: {epoch:?}").into())
             })?;
-            Ok((EventId::new(epoch, offset), seen == 0))
+            let id = EventId::new(epoch, offset);
+            if confirmed < inner.replicas {
+                return Err(BackplaneError::OutcomeUnknown(
+                    format!(
+                        "appended as {id}, but {confirmed} of the {} replicas asked for confirmed it in time: \
+                         a failover may lose it",
+                        inner.replicas
+                    )
+                    .into(),
+                ));
+            }
+            Ok((id, seen == 0))
         })
     }
 }

@@ -149,3 +149,10 @@ async fn a_primary_down_fails_only_its_topics_and_they_go_on_when_it_returns() {
         "every link back: {status:?}"
     );
 }
+
+#[tokio::test]
+async fn confirm_by_replicas_is_refused_with_a_cluster() {
+    let config = RedisConfig::cluster(["127.0.0.1:1"]).confirm_by_replicas(1);
+    let err = ssekit::RedisBackplane::connect(config).await.unwrap_err();
+    assert!(std::error::Error::source(&err).unwrap().to_string().contains("Cluster"), "{err:?}");
+}

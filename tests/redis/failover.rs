@@ -266,3 +266,28 @@ async fn failovers_at_random_moments_never_resume_at_the_wrong_place() {
     }
     drop(redis);
 }
+
+/// With `confirm_by_replicas(1)` a publish is done once the replica holds it;
+/// while the replica stalls, a publish fails as of unknown outcome (it was
+/// appended, and readers get it), and publishing is done again once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirm_by_replicas_reports_an_unconfirmed_publish_as_of_unknown_outcome() {
+    let redis = Sentinels::start();
+    let confirmed = sentinel_config(&redis).confirm_by_replicas(1);
+    let redis_backplane = ssekit::RedisBackplane::connect(confirmed).await.unwrap();
+    let a = Hub::builder().history(100).backplane(redis_backplane).build();
+    let mut reader = a.subscribe("orders", Resume::Live).await.unwrap();
+    let mut decoder = Decoder::new();
+    a.publish("orders", Event::new().data("confirmed")).await.unwrap();
+
+    let primary = redis.primary_port();
+    let replica = redis.servers.iter().find(|s| s.port != primary).unwrap();
+    replica.signal("-STOP");
+    let err = a.publish("orders", Event::new().data("unconfirmed")).await.unwrap_err();
+    replica.signal("-CONT");
+    assert!(err.is_outcome_unknown(), "{err:?}");
+    assert!(format!("{err:?}").contains("replicas"), "says why: {err:?}");
+    assert_eq!(data(&take(&mut reader, &mut decoder, 2).await), ["confirmed", "unconfirmed"]);
+    publish_eventually(&a, "orders", "confirmed again").await;
+    assert_eq!(data(&take(&mut reader, &mut decoder, 1).await), ["confirmed again"]);
+}
