@@ -35,6 +35,11 @@ pub(crate) struct Args {
     pub(crate) retry: Option<Duration>,
     pub(crate) max_lifetime: Option<Duration>,
     pub(crate) redis: Option<String>,
+    /// Sentinels (`host:port` each) that name the primary of `redis_master`.
+    pub(crate) redis_sentinel: Vec<String>,
+    pub(crate) redis_master: Option<String>,
+    /// Nodes (`host:port` each) of a Redis Cluster.
+    pub(crate) redis_cluster: Vec<String>,
     /// How long a request head may take to arrive.
     pub(crate) header_timeout: Duration,
     /// How long a client may take nothing while data waits (`None`: forever).
@@ -53,6 +58,9 @@ impl Default for Args {
             retry: None,
             max_lifetime: None,
             redis: None,
+            redis_sentinel: Vec::new(),
+            redis_master: None,
+            redis_cluster: Vec::new(),
             header_timeout: Duration::from_secs(10),
             stall_timeout: Some(Duration::from_secs(30)),
             max_topics: 10_000,
@@ -61,7 +69,8 @@ impl Default for Args {
 }
 
 const USAGE: &str = "usage: [--port N] [--history N] [--keep-alive SECS] [--retry MS] [--max-lifetime SECS] \
-                     [--redis URL] [--header-timeout SECS] [--stall-timeout SECS (0: never)] [--max-topics N]";
+                     [--redis URL | --redis-sentinel HOST:PORT[,HOST:PORT…] --redis-master NAME \
+                     | --redis-cluster HOST:PORT[,HOST:PORT…]] [--header-timeout SECS] [--stall-timeout SECS (0: never)] [--max-topics N]";
 
 impl Args {
     /// The process's flags; prints the problem and exits with code 2 when they are wrong.
@@ -80,6 +89,12 @@ impl Args {
             let value = value.ok_or_else(|| format!("{flag} needs a value"))?;
             value.parse().map_err(|_| format!("{flag}: invalid value {value:?}"))
         }
+        fn list(flag: &str, value: Option<String>) -> Result<Vec<String>, String> {
+            let value = value.ok_or_else(|| format!("{flag} needs a value"))?;
+            let items: Vec<String> =
+                value.split(',').map(str::trim).filter(|a| !a.is_empty()).map(Into::into).collect();
+            if items.is_empty() { Err(format!("{flag}: no address in {value:?}")) } else { Ok(items) }
+        }
         let mut args = Self::default();
         while let Some(flag) = flags.next() {
             match flag.as_str() {
@@ -89,6 +104,9 @@ impl Args {
                 "--retry" => args.retry = Some(Duration::from_millis(value(&flag, flags.next())?)),
                 "--max-lifetime" => args.max_lifetime = Some(Duration::from_secs(value(&flag, flags.next())?)),
                 "--redis" => args.redis = Some(value(&flag, flags.next())?),
+                "--redis-sentinel" => args.redis_sentinel = list(&flag, flags.next())?,
+                "--redis-master" => args.redis_master = Some(value(&flag, flags.next())?),
+                "--redis-cluster" => args.redis_cluster = list(&flag, flags.next())?,
                 "--header-timeout" => args.header_timeout = Duration::from_secs(value(&flag, flags.next())?),
                 "--max-topics" => args.max_topics = value(&flag, flags.next())?,
                 "--stall-timeout" => {
@@ -102,7 +120,28 @@ impl Args {
                 other => return Err(format!("unknown flag {other:?}")),
             }
         }
+        let deployments = [args.redis.is_some(), !args.redis_sentinel.is_empty(), !args.redis_cluster.is_empty()];
+        if deployments.into_iter().filter(|given| *given).count() > 1 {
+            return Err("give one of --redis, --redis-sentinel and --redis-cluster".into());
+        }
+        if args.redis_sentinel.is_empty() != args.redis_master.is_none() {
+            return Err("--redis-sentinel and --redis-master go together".into());
+        }
         Ok(args)
+    }
+
+    /// The Redis backplane's settings, if a flag asks for one.
+    #[cfg(feature = "redis")]
+    fn redis_config(&self) -> Option<ssekit::RedisConfig> {
+        if let Some(url) = &self.redis {
+            Some(ssekit::RedisConfig::new(url.as_str()))
+        } else if let Some(master) = &self.redis_master {
+            Some(ssekit::RedisConfig::sentinel(self.redis_sentinel.clone(), master.as_str()))
+        } else if !self.redis_cluster.is_empty() {
+            Some(ssekit::RedisConfig::cluster(self.redis_cluster.clone()))
+        } else {
+            None
+        }
     }
 
     /// The app these flags describe: a hub in memory, or shared through Redis
@@ -117,17 +156,14 @@ impl Args {
         }
         let mut builder = Hub::builder();
         builder.history(self.history).max_topics(self.max_topics);
-        match &self.redis {
-            None => {}
-            #[cfg(feature = "redis")]
-            Some(url) => {
-                let redis = ssekit::RedisBackplane::connect(ssekit::RedisConfig::new(url.as_str()))
-                    .await
-                    .map_err(std::io::Error::other)?;
-                builder.backplane(redis);
-            }
-            #[cfg(not(feature = "redis"))]
-            Some(_) => return Err(std::io::Error::other("--redis needs the demo built with the redis feature")),
+        #[cfg(feature = "redis")]
+        if let Some(config) = self.redis_config() {
+            let redis = ssekit::RedisBackplane::connect(config).await.map_err(std::io::Error::other)?;
+            builder.backplane(redis);
+        }
+        #[cfg(not(feature = "redis"))]
+        if self.redis.is_some() || self.redis_master.is_some() || !self.redis_cluster.is_empty() {
+            return Err(std::io::Error::other("--redis… needs the demo built with the redis feature"));
         }
         Ok(App { hub: builder.build(), stream })
     }
@@ -321,11 +357,23 @@ pub(crate) fn health(hub: &Hub) -> Reply {
             "pending_topics": status.pending_topics,
             "last_error": status.last_error,
             // When (Unix milliseconds): an error from before the link came back is history.
-            "last_error_at": status.last_error_at.and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|since| since.as_millis() as u64),
+            "last_error_at": unix_ms(status.last_error_at),
+            // Each connection: the one server, the primary found through the
+            // sentinels, or each listed Cluster node.
+            "links": status.links.iter().map(|link| serde_json::json!({
+                "name": link.name,
+                "connected": link.connected,
+                "last_error": link.last_error,
+                "last_error_at": unix_ms(link.last_error_at),
+            })).collect::<Vec<_>>(),
         });
     }
     Reply::ok(health)
+}
+
+/// Unix milliseconds: an error from before the link came back is history.
+fn unix_ms(at: Option<std::time::SystemTime>) -> Option<u64> {
+    at.and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok()).map(|since| since.as_millis() as u64)
 }
 
 /// Waits for SIGINT or SIGTERM, then closes the hub so every SSE stream ends

@@ -156,3 +156,10 @@ async fn confirm_by_replicas_is_refused_with_a_cluster() {
     let err = ssekit::RedisBackplane::connect(config).await.unwrap_err();
     assert!(std::error::Error::source(&err).unwrap().to_string().contains("Cluster"), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demos_run_on_a_cluster() {
+    let redis = Cluster::start();
+    let nodes = redis.addresses().join(",");
+    super::demos_share_one_log(&["--redis-cluster", &nodes], 3).await;
+}

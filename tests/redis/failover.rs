@@ -291,3 +291,10 @@ async fn confirm_by_replicas_reports_an_unconfirmed_publish_as_of_unknown_outcom
     publish_eventually(&a, "orders", "confirmed again").await;
     assert_eq!(data(&take(&mut reader, &mut decoder, 1).await), ["confirmed again"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demos_run_on_sentinel() {
+    let redis = Sentinels::start();
+    let sentinels = redis.addresses().join(",");
+    super::demos_share_one_log(&["--redis-sentinel", &sentinels, "--redis-master", MASTER], 1).await;
+}

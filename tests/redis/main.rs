@@ -54,3 +54,30 @@ pub(crate) fn data(events: &[MessageEvent]) -> Vec<&str> {
 pub(crate) fn resume(id: &str) -> Resume {
     LastEventId::parse(id.as_bytes()).unwrap().into()
 }
+
+/// Two demos on the same Redis deployment (given by `flags`): an id published
+/// through one resumes exactly through the other, and `/health` lists `links`
+/// connections, all connected.
+async fn demos_share_one_log(flags: &[&str], links: usize) {
+    use support::client::{events, post};
+    use support::demo::{Demo, DemoApp};
+
+    let (one, other) = (Demo::start(DemoApp::Axum, flags), Demo::start(DemoApp::Actix, flags));
+    let (status, first) = post(one.addr, "/publish?topic=t", r#"{"data": "first"}"#).await;
+    assert_eq!(status, 200, "{first}");
+    let (status, second) = post(other.addr, "/publish?topic=t", r#"{"data": "second"}"#).await;
+    assert_eq!(status, 200, "{second}");
+    let id = first["id"].as_str().unwrap().to_owned();
+    let mut stream = events(other.addr, "topic=t", &[("last-event-id", &id)]).await;
+    let event = stream.next_event().await;
+    assert_eq!((event.data.as_str(), event.last_event_id.as_str()), ("second", second["id"].as_str().unwrap()));
+    for demo in [&one, &other] {
+        let health = demo.health().await;
+        let listed = health["redis"]["links"].as_array().expect("links in /health").clone();
+        assert_eq!(listed.len(), links, "{health}");
+        assert!(listed.iter().all(|link| link["connected"] == true && link["name"].is_string()), "{health}");
+    }
+    drop(stream);
+    one.shutdown().await;
+    other.shutdown().await;
+}
