@@ -12,6 +12,8 @@
 //! every topic after a reconnect and periodically.
 //!
 //! - this file: [`RedisConfig`], [`RedisBackplane`] (connect, append), [`RedisError`];
+//! - `deployment`: one server, a primary found through Sentinel, or a Cluster,
+//!   and the connections a node keeps to each;
 //! - `reader`: the task that feeds the hub;
 //! - `script`: the keys of a topic and the append script.
 //!
@@ -32,7 +34,63 @@
 //! dropped silently); connected clients stay connected with keep-alives and,
 //! once Redis is back, catch up from the stream where it still has the events,
 //! or get a `reset` where it does not. The reader reconnects with backoff;
-//! [`Hub::backplane_status`](crate::Hub::backplane_status) shows its state.
+//! [`Hub::backplane_status`](crate::Hub::backplane_status) shows its state, and
+//! that of each connection.
+//!
+//! ## Failover
+//!
+//! [`RedisConfig::sentinel`] finds the primary through Redis Sentinel and
+//! looks it up again when its connection fails or it answers that it is a
+//! replica now (a failover): no restart, no address to change. Lookups back
+//! off from 50 ms to 1 s; a publish meanwhile fails as
+//! [`Unavailable`](BackplaneError::Unavailable) (nothing appended).
+//!
+//! Replication is asynchronous: a primary can append offset 41, nodes can
+//! deliver it, and the primary can die before its replica has it. The
+//! promoted replica's log then ends at 40. **The guarantee:** whatever the
+//! timing, every reader of a topic gets each event once, in order, or gets a
+//! `reset` for the topic before any gap; an id a node handed out resumes
+//! exactly or gets a `reset`. How:
+//!
+//! - The topic's hash names the server process that appended last (its
+//!   `run_id`). When another process appends — a promoted replica, a server
+//!   restarted from its files — the script first moves the topic to a new
+//!   epoch *continuing* the old one through the last offset this server holds.
+//!   The events up to there stay, under the same offsets.
+//! - So no offset is ever given to a second event under one epoch. A reader
+//!   (or an id) at or before the continued offset goes on without a `reset`.
+//!   One beyond it read events that the new primary never had, and gets a
+//!   `reset` (`epoch`).
+//! - Test: `tests/redis/failover.rs` kills the primary at random moments, 20
+//!   times, under publishers on two nodes and readers that resume on either.
+//!
+//! **The price.** A failover costs readers nothing when the new primary had
+//! every event they read. Otherwise only the readers that got the lost events
+//! get a `reset`, and those events are gone. Each continuation also takes the
+//! place of the previous one: an id from two failovers back gets a `reset`.
+//! Every append asks the server its `run_id` (`INFO server`); see
+//! `BENCHMARKS.md` for the cost.
+//!
+//! Losing fewer events is [`RedisConfig::confirm_by_replicas`]: a publish is
+//! done only once that many replicas hold it (`WAIT`). An event whose publish
+//! returned `Ok` then survives a failover to any of them. The cost is a
+//! replication round trip per publish, measured in `BENCHMARKS.md`.
+//!
+//! ## Cluster
+//!
+//! [`RedisConfig::cluster`] spreads topics over a Redis Cluster's primaries: a
+//! topic's keys share one hash tag (`{topic}`), so its script runs on one
+//! primary. Each node keeps one command connection per cluster node (in the
+//! `redis` crate's cluster connection). It also keeps one wake-up subscription
+//! per node it was given: a cluster passes every `PUBLISH` to all its nodes,
+//! so any one of them suffices, and the others stand in when it is down.
+//! Neither count grows with topics or clients.
+//!
+//! Each topic is read on its own, with its own backoff. When a primary is
+//! down, publishes to its topics fail (`Unavailable`, or of unknown outcome
+//! when the request was sent), and every other topic flows. When it returns,
+//! its topics go on exactly: with its data as it was, or continued as after a
+//! failover. Topics whose data it lost get a `reset`.
 
 mod deployment;
 mod reader;
