@@ -20,7 +20,8 @@ const ID: &[u8] = b"id: ";
 pub(crate) const KEEP_ALIVE: &[u8] = b":\n\n";
 
 impl Event {
-    /// Encodes the event into one immutable frame, allocating exactly once.
+    /// Encodes the event into one immutable frame: one allocation of exactly
+    /// its size.
     ///
     /// The frame is cheap to clone: every connection that sends it shares the
     /// same bytes.
@@ -95,7 +96,12 @@ impl Event {
 
     /// The exact length of [`Event::write`]'s output.
     fn encoded_len(&self, layout: &Layout) -> usize {
-        layout.body_len + self.id.as_ref().map_or(1, |id| id_tail_len(id.len()))
+        layout.body_len + self.end_len()
+    }
+
+    /// The length of [`Event::write_end`]'s output.
+    fn end_len(&self) -> usize {
+        self.id.as_ref().map_or(1, |id| id_tail_len(id.len()))
     }
 
     /// Writes the whole frame. The event must have been checked.
@@ -118,10 +124,10 @@ impl Event {
     /// the processor's nearest cache, into a buffer with room for the breaks that
     /// lines of that length can have; the buffer is then shrunk to the frame (in
     /// place: only its end is given back), so the frame's capacity stays exact.
-    /// `None` for data that turns out to have shorter lines (found within their
-    /// first few breaks): sizing first is then cheaper. The event must have been
-    /// checked.
-    // Not inlined: the small events' path stays as short as it was.
+    /// `None`, the buffer given back, for data that turns out to have shorter
+    /// lines (found within their first few breaks): sizing first is then
+    /// cheaper. The event must have been checked.
+    // Not inlined, so that the path of small events stays short.
     #[inline(never)]
     fn encode_long_lines(&self, data: &[u8]) -> Option<Frame> {
         let comment = self.comment.as_ref().map(|comment| Lines::of(COMMENT, comment.as_bytes(), None));
@@ -129,7 +135,7 @@ impl Event {
             + field_len(DATA, data.len())
             + most_breaks(data.len()) * (DATA.len() + 1)
             + self.retry_len()
-            + self.id.as_ref().map_or(1, |id| id_tail_len(id.len()));
+            + self.end_len();
         let mut buf = BytesMut::with_capacity(most);
         self.write_head(&mut buf, comment);
         if !write_long_lines(&mut buf, DATA, data) {
