@@ -20,7 +20,8 @@ const ID: &[u8] = b"id: ";
 pub(crate) const KEEP_ALIVE: &[u8] = b":\n\n";
 
 impl Event {
-    /// Encodes the event into one immutable frame, allocating exactly once.
+    /// Encodes the event into one immutable frame: one allocation of exactly
+    /// its size.
     ///
     /// The frame is cheap to clone: every connection that sends it shares the
     /// same bytes.
@@ -39,6 +40,11 @@ impl Event {
     /// ```
     pub fn encode(&self) -> Result<Frame, EventError> {
         self.check_encodable()?;
+        if let Some(data) = self.data.as_ref().filter(|data| data.len() >= ONE_PASS_FROM) {
+            if let Some(frame) = self.encode_long_lines(data.as_bytes()) {
+                return Ok(frame);
+            }
+        }
         // `with_capacity` allocates exactly, and a full buffer freezes into `Bytes`
         // without a second allocation.
         let layout = self.layout();
@@ -90,16 +96,61 @@ impl Event {
 
     /// The exact length of [`Event::write`]'s output.
     fn encoded_len(&self, layout: &Layout) -> usize {
-        layout.body_len + self.id.as_ref().map_or(1, |id| id_tail_len(id.len()))
+        layout.body_len + self.end_len()
+    }
+
+    /// The length of [`Event::write_end`]'s output.
+    fn end_len(&self) -> usize {
+        self.id.as_ref().map_or(1, |id| id_tail_len(id.len()))
     }
 
     /// Writes the whole frame. The event must have been checked.
     fn write(&self, buf: &mut BytesMut, layout: &Layout) {
         self.write_body(buf, layout);
+        self.write_end(buf);
+    }
+
+    /// The end of a frame: its `id:` line if it has one, then the blank line.
+    fn write_end(&self, buf: &mut BytesMut) {
         match &self.id {
             Some(id) => put_id_tail(buf, |buf| buf.put_slice(id.as_bytes())),
             None => buf.put_u8(b'\n'),
         }
+    }
+
+    /// [`Event::encode`] of an event whose `data` (given) is long and in long lines (a
+    /// document in one line, or a few long lines) in one pass over the data instead
+    /// of two: it is searched and copied a window at a time, while the window is in
+    /// the processor's nearest cache, into a buffer with room for the breaks that
+    /// lines of that length can have; the buffer is then shrunk to the frame (in
+    /// place: only its end is given back), so the frame's capacity stays exact.
+    /// `None`, the buffer given back, for data that turns out to have shorter
+    /// lines (found within their first few breaks): sizing first is then
+    /// cheaper. The event must have been checked.
+    // Not inlined, so that the path of small events stays short.
+    #[inline(never)]
+    fn encode_long_lines(&self, data: &[u8]) -> Option<Frame> {
+        let comment = self.comment.as_ref().map(|comment| Lines::of(COMMENT, comment.as_bytes(), None));
+        let most = self.head_len(comment)
+            + field_len(DATA, data.len())
+            + most_breaks(data.len()) * (DATA.len() + 1)
+            + self.retry_len()
+            + self.end_len();
+        let mut buf = BytesMut::with_capacity(most);
+        self.write_head(&mut buf, comment);
+        if !write_long_lines(&mut buf, DATA, data) {
+            return None;
+        }
+        self.write_retry(&mut buf);
+        self.write_end(&mut buf);
+        let bytes = if buf.len() == buf.capacity() {
+            buf.freeze()
+        } else {
+            // A boxed slice's capacity is its length: `Bytes` takes it without a
+            // second allocation.
+            Bytes::from(Vec::from(buf).into_boxed_slice())
+        };
+        Some(Frame::from_trusted(bytes))
     }
 
     /// Encodes everything but the id and the final blank line, reserving `extra`
@@ -119,26 +170,38 @@ impl Event {
         let mut breaks = [(0, 0); RECORDED];
         let comment = self.comment.as_ref().map(|comment| Lines::of(COMMENT, comment.as_bytes(), None));
         let data = self.data.as_ref().map(|data| Lines::of(DATA, data.as_bytes(), Some(&mut breaks)));
-        let mut body_len = comment.map_or(0, |lines| lines.len) + data.map_or(0, |lines| lines.len);
-        if let Some(event) = &self.event {
-            body_len += field_len(EVENT, event.len());
-        }
-        if let Some(retry) = self.retry {
-            body_len += field_len(RETRY, decimal_len(retry_millis(retry)));
-        }
+        let body_len = self.head_len(comment) + data.map_or(0, |lines| lines.len) + self.retry_len();
         Layout { comment, data, body_len, breaks }
     }
 
     fn write_body(&self, buf: &mut BytesMut, layout: &Layout) {
-        if let (Some(comment), Some(lines)) = (&self.comment, layout.comment) {
-            write_lines(buf, COMMENT, comment.as_bytes(), &lines, &[]);
+        self.write_head(buf, layout.comment);
+        if let (Some(data), Some(lines)) = (&self.data, layout.data) {
+            write_lines(buf, DATA, data.as_bytes(), &lines, &layout.breaks);
+        }
+        self.write_retry(buf);
+    }
+
+    /// The length of [`Event::write_head`]'s output, given the comment's lines.
+    fn head_len(&self, comment: Option<Lines>) -> usize {
+        comment.map_or(0, |lines| lines.len) + self.event.as_ref().map_or(0, |event| field_len(EVENT, event.len()))
+    }
+
+    /// Writes what comes before `data`: the comment's lines, then the `event` field.
+    fn write_head(&self, buf: &mut BytesMut, comment: Option<Lines>) {
+        if let (Some(text), Some(lines)) = (&self.comment, comment) {
+            write_lines(buf, COMMENT, text.as_bytes(), &lines, &[]);
         }
         if let Some(event) = &self.event {
             write_field(buf, EVENT, event.as_bytes());
         }
-        if let (Some(data), Some(lines)) = (&self.data, layout.data) {
-            write_lines(buf, DATA, data.as_bytes(), &lines, &layout.breaks);
-        }
+    }
+
+    fn retry_len(&self) -> usize {
+        self.retry.map_or(0, |retry| field_len(RETRY, decimal_len(retry_millis(retry))))
+    }
+
+    fn write_retry(&self, buf: &mut BytesMut) {
         if let Some(retry) = self.retry {
             buf.put_slice(RETRY);
             put_decimal(buf, retry_millis(retry));
@@ -361,6 +424,61 @@ fn fill_lines(out: &mut [u8], prefix: &[u8], text: &[u8], breaks: impl Iterator<
 /// call per line is then small beside the copy, and clearing a region is not.
 const LONG_LINE: usize = 512;
 
+/// The data length from which [`Event::encode`] tries [`write_long_lines`].
+const ONE_PASS_FROM: usize = 4096;
+
+/// How much text [`write_long_lines`] searches before copying it: small enough
+/// that the copy reads it again from the processor's nearest cache.
+const WINDOW: usize = 8192;
+
+/// The breaks [`write_long_lines`] leaves room for in `len` bytes of text:
+/// lines of `LONG_LINE` bytes on average, and `RECORDED` more.
+const fn most_breaks(len: usize) -> usize {
+    len / LONG_LINE + RECORDED
+}
+
+/// Writes `text` as `prefix`-lines, as [`write_lines`] does, in one pass: a
+/// window of the text is searched for CR and LF, then its lines (or the part of
+/// a line in it) are copied at once. `buf` must have room for `text` with
+/// [`most_breaks`] breaks.
+///
+/// Returns `false`, having written part of the text, as soon as the lines so far
+/// are shorter than `LONG_LINE` on average by more than `RECORDED` breaks: then
+/// the room would not suffice, and writing each short line this way costs more
+/// than sizing first.
+fn write_long_lines(buf: &mut BytesMut, prefix: &[u8], text: &[u8]) -> bool {
+    buf.put_slice(prefix);
+    let (mut from, mut breaks, mut window) = (0, 0, 0);
+    while window < text.len() {
+        let end = (window + WINDOW).min(text.len());
+        for at in memchr::memchr2_iter(b'\r', b'\n', &text[window..end]) {
+            let at = window + at;
+            if at < from {
+                // The LF of a CRLF, taken with its CR at the end of the window before.
+                continue;
+            }
+            if breaks >= most_breaks(at) {
+                return false;
+            }
+            breaks += 1;
+            buf.put_slice(&text[from..at]);
+            buf.put_u8(b'\n');
+            buf.put_slice(prefix);
+            from = at + 1;
+            if text[at] == b'\r' && text.get(from) == Some(&b'\n') {
+                from += 1;
+            }
+        }
+        if from < end {
+            buf.put_slice(&text[from..end]);
+            from = end;
+        }
+        window = end;
+    }
+    buf.put_u8(b'\n');
+    true
+}
+
 /// [`write_lines`] by appending each line to `buf`.
 fn append_lines(buf: &mut BytesMut, prefix: &[u8], text: &[u8], breaks: impl Iterator<Item = (usize, usize)>) {
     buf.put_slice(prefix);
@@ -490,6 +608,95 @@ mod tests {
                     let event = Event::new().comment(text.as_str()).data(text.as_str());
                     let comment = expected.replace("data: ", ": ");
                     assert_eq!(event.encode().unwrap().as_bytes()[..], *format!("{comment}{expected}\n").as_bytes());
+                }
+            }
+        }
+    }
+
+    /// [`write_long_lines`] of `text` into a buffer with the room it asks for;
+    /// `None` when it gives up. It never grows the buffer.
+    fn long_lines(text: &str) -> Option<BytesMut> {
+        let room = field_len(DATA, text.len()) + most_breaks(text.len()) * (DATA.len() + 1);
+        let mut buf = BytesMut::with_capacity(room);
+        let ptr = buf.as_ptr();
+        let done = write_long_lines(&mut buf, DATA, text.as_bytes());
+        assert!(buf.len() <= room && buf.as_ptr() == ptr, "{text:?}");
+        done.then_some(buf)
+    }
+
+    #[test]
+    fn long_lines_split_on_every_break_across_windows() {
+        // Breaks of each kind just before, at and after a window's end: a CRLF cut
+        // in two by the window, a lone CR or LF ending it or starting the next.
+        let pad = |n: usize| "x".repeat(n);
+        for at in [WINDOW - 2, WINDOW - 1, WINDOW, WINDOW + 1, 2 * WINDOW - 1] {
+            for brk in ["\r\n", "\r", "\n", "\r\r", "\n\n", "\r\n\r\n", "\n\r"] {
+                for tail in [0, 1, WINDOW] {
+                    let text = format!("{}{brk}{}", pad(at), pad(tail));
+                    assert_eq!(&long_lines(&text).unwrap()[..], data_lines(&text).as_bytes(), "{at} {brk:?} {tail}");
+                }
+            }
+        }
+        // Empty lines, a leading and a trailing break, no break, a window exactly.
+        for text in [
+            format!("\n{}\n", pad(WINDOW)),
+            format!("\r\n\r\n{}\r\n", pad(3 * WINDOW)),
+            format!("{}\r", pad(WINDOW - 1)),
+            pad(WINDOW),
+            pad(3 * WINDOW + 7),
+            String::new(),
+        ] {
+            assert_eq!(&long_lines(&text).unwrap()[..], data_lines(&text).as_bytes(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn long_lines_give_up_on_short_lines() {
+        // `RECORDED` short lines at the start fit; one more does not.
+        let long = "y".repeat(4 * LONG_LINE);
+        let head = "a\n".repeat(RECORDED);
+        let text = format!("{head}{long}");
+        assert_eq!(&long_lines(&text).unwrap()[..], data_lines(&text).as_bytes());
+        assert!(long_lines(&format!("{head}a\n{long}")).is_none());
+        // Lines of `LONG_LINE` bytes on average fit, with `RECORDED` shorter ones.
+        let text = format!("{head}{}", format!("{}\n", "z".repeat(LONG_LINE - 1)).repeat(20));
+        assert_eq!(&long_lines(&text).unwrap()[..], data_lines(&text).as_bytes());
+        assert!(long_lines(&"b\n".repeat(LONG_LINE)).is_none());
+    }
+
+    #[test]
+    fn one_pass_and_sizing_first_encode_alike_and_exactly() {
+        // Data around `ONE_PASS_FROM`, in long lines (one pass) and short ones (it
+        // gives up and sizes first), with every other field around it.
+        let long = format!("{}\r\n", "q".repeat(2 * LONG_LINE));
+        for len in [ONE_PASS_FROM - 1, ONE_PASS_FROM, ONE_PASS_FROM + 1, 20 * ONE_PASS_FROM] {
+            for data in [
+                "d".repeat(len),
+                long.repeat(len / long.len() + 1)[..len].to_owned(),
+                "s\r".repeat(len / 2 + 1)[..len].to_owned(),
+                format!("{}\n", "e".repeat(len - 1)),
+            ] {
+                let expected = data_lines(&data);
+                let events = [
+                    (Event::new().data(data.as_str()), format!("{expected}\n")),
+                    (
+                        Event::new()
+                            .comment("c\nc")
+                            .event("e")
+                            .data(data.as_str())
+                            .retry(std::time::Duration::from_secs(1))
+                            .id("7"),
+                        format!(": c\n: c\nevent: e\n{expected}retry: 1000\nid: 7\n\n"),
+                    ),
+                ];
+                for (event, wire) in events {
+                    let frame = event.encode().unwrap();
+                    assert_eq!(frame.as_bytes()[..], *wire.as_bytes(), "{len}");
+                    let mut buf = BytesMut::new();
+                    event.encode_into(&mut buf).unwrap();
+                    assert_eq!(buf, frame.as_bytes());
+                    let exact = frame.into_bytes().try_into_mut().unwrap();
+                    assert_eq!(exact.capacity(), exact.len());
                 }
             }
         }
