@@ -144,3 +144,59 @@ async fn a_toy_backplane_shares_topics_between_two_hubs() {
     a.close();
     assert!(node_a.closed.load(Ordering::SeqCst));
 }
+
+/// After a failover the backplane loads a log of a new epoch that continues
+/// the old one through what the new store holds: readers and ids up to there
+/// go on without a reset; beyond it (events the new store lost) they reset.
+#[tokio::test]
+async fn a_continued_epoch_keeps_readers_that_read_only_what_it_holds() {
+    const NEW: u64 = 0x8000_0077;
+    let log = Arc::new(SharedLog::default());
+    let (node_a, node_b) = (Node::new(&log), Node::new(&log));
+    let a = Hub::builder().backplane(node_a).build();
+    let b = Hub::builder().backplane(node_b.clone()).build();
+    let feed = node_b.feed.lock().unwrap().clone().unwrap();
+    // What the hub hands a backplane: the frame without its id and final blank line.
+    let body = |data: &str| Bytes::from(format!("data: {data}\n"));
+    let id = |epoch: u64, offset: u64| {
+        Resume::After(LastEventId::parse(EventId::new(epoch, offset).to_string().as_bytes()).unwrap())
+    };
+
+    // "kept": the reader read 1..3, the new store holds 1..3 and appends 4.
+    let mut kept = b.subscribe("kept", Resume::Live).await.unwrap();
+    let mut decoder = Decoder::new();
+    for i in 1..=3 {
+        a.publish("kept", Event::new().data(format!("k{i}"))).await.unwrap();
+    }
+    assert_eq!(events(&mut kept, &mut decoder, 3).await.len(), 3);
+    let held: Vec<(u64, Bytes)> = (1..=3).map(|i| (i, body(&format!("k{i}")))).collect();
+    let mut entries = held.clone();
+    entries.push((4, body("k4 on the new store")));
+    assert!(feed.load_continuing("kept", NEW, Some((EPOCH, 3)), 1, entries));
+    let got = events(&mut kept, &mut decoder, 1).await;
+    assert_eq!((got[0].event.as_str(), got[0].data.as_str()), ("message", "k4 on the new store"), "no reset");
+    assert_eq!(got[0].last_event_id, EventId::new(NEW, 4).to_string());
+    // An id of the old epoch up to the continued offset resumes exactly.
+    let mut resumed = b.subscribe("kept", id(EPOCH, 2)).await.unwrap();
+    let got = events(&mut resumed, &mut Decoder::new(), 2).await;
+    assert_eq!(got.iter().map(|e| e.data.as_str()).collect::<Vec<_>>(), ["k3", "k4 on the new store"]);
+
+    // "lost": the reader read 1..5, the new store holds only 1..3.
+    let mut lost = b.subscribe("lost", Resume::Live).await.unwrap();
+    let mut decoder = Decoder::new();
+    for i in 1..=5 {
+        a.publish("lost", Event::new().data(format!("l{i}"))).await.unwrap();
+    }
+    assert_eq!(events(&mut lost, &mut decoder, 5).await.len(), 5);
+    let mut entries: Vec<(u64, Bytes)> = (1..=3).map(|i| (i, body(&format!("l{i}")))).collect();
+    entries.push((4, body("l4 on the new store")));
+    assert!(feed.load_continuing("lost", NEW, Some((EPOCH, 3)), 1, entries));
+    let got = events(&mut lost, &mut decoder, 1).await;
+    assert_eq!(got[0].event, "reset", "it read events the new store lost: {got:?}");
+    // Ids beyond the continued offset reset too; those within it resume.
+    let mut beyond = b.subscribe("lost", id(EPOCH, 5)).await.unwrap();
+    assert_eq!(events(&mut beyond, &mut Decoder::new(), 1).await[0].event, "reset");
+    let mut within = b.subscribe("lost", id(EPOCH, 3)).await.unwrap();
+    let got = events(&mut within, &mut Decoder::new(), 1).await;
+    assert_eq!((got[0].event.as_str(), got[0].data.as_str()), ("message", "l4 on the new store"));
+}
