@@ -136,13 +136,14 @@ async fn read_in_stretches(hubs: [Hub; 2], topic: &'static str, seed: u64, stop:
 }
 
 /// Publishers on two nodes and readers that resume on either node, while the
-/// primary is killed at random moments, 20 times: every reader's sequence is
+/// primary is killed at random moments, 20 times (`SSEKIT_FAILOVER_ROUNDS`
+/// more; `bench/failover-rounds.sh` runs 100): every reader's sequence is
 /// exact, or broken only right after a `reset`; no id is given to two events;
 /// a reader that went on across an epoch change without a reset went on in a
 /// log that holds what it had read; and the nodes follow the new primary.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failovers_at_random_moments_never_resume_at_the_wrong_place() {
-    const ROUNDS: usize = 20;
+    let rounds: usize = std::env::var("SSEKIT_FAILOVER_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(20).max(20);
     let redis = Sentinels::start();
     let a = node_on(sentinel_config(&redis), 10_000).await;
     let b = node_on(sentinel_config(&redis), 10_000).await;
@@ -177,7 +178,7 @@ async fn failovers_at_random_moments_never_resume_at_the_wrong_place() {
     let redis = tokio::task::spawn_blocking(move || {
         let mut redis = redis;
         let mut rng = Rng(0x2545_f491);
-        for _ in 0..ROUNDS {
+        for _ in 0..rounds {
             std::thread::sleep(Duration::from_millis(100 + rng.below(600)));
             redis.fail_over();
         }
@@ -254,7 +255,7 @@ async fn failovers_at_random_moments_never_resume_at_the_wrong_place() {
         }
     }
     eprintln!(
-        "{ROUNDS} failovers: {} publishes ok, {} failed; readers saw {events} events, {resets} resets, \
+        "{rounds} failovers: {} publishes ok, {} failed; readers saw {events} events, {resets} resets, \
          {carried_over} epoch changes gone through without a reset",
         published.load(Relaxed),
         failed.load(Relaxed)
