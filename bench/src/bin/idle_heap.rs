@@ -1,0 +1,109 @@
+//! Heap bytes per idle SSE connection through axum, everything counted: the
+//! connection's task, hyper's buffers, axum's body, the stream. Both sides are
+//! served by `axum::serve` in this process, as users run axum today:
+//!
+//! - `ssekit`: `hub.sse("t", resume)` (a `Hub::sse` stream, keep-alive 15 s);
+//! - `axum pattern`: a `tokio::sync::broadcast` receiver in axum's `Sse` with
+//!   its `KeepAlive` (15 s), what the axum examples show.
+//!
+//! Run with `cargo run --release -p ssekit-bench --bin idle_heap [connections]`
+//! (default 2 000). A counting global allocator (`stats_alloc`) counts the heap
+//! grown while the connections are opened and left idle; the clients are plain
+//! blocking sockets on this side, which allocate nothing per connection. The
+//! per-stream part alone is what `--bin memory` prints.
+
+use std::alloc::System;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::sse::{Event as AxumEvent, KeepAlive, Sse as AxumSse};
+use axum::routing::get;
+use futures_util::{Stream, StreamExt};
+use ssekit::{Hub, Resume, Sse, SseConfig, SubscribeError, Subscription};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::BroadcastStream;
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+async fn ssekit_events(State(hub): State<Hub>, resume: Resume) -> Result<Sse<Subscription>, SubscribeError> {
+    Ok(hub.sse("t", resume).await?.with_config(SseConfig::new().keep_alive(Some(KEEP_ALIVE))))
+}
+
+type Topics = Arc<Mutex<HashMap<String, broadcast::Sender<String>>>>;
+
+async fn axum_events(
+    State(topics): State<Topics>,
+) -> AxumSse<impl Stream<Item = Result<AxumEvent, std::convert::Infallible>>> {
+    let rx = topics.lock().unwrap().entry("t".to_owned()).or_insert_with(|| broadcast::channel(1024).0).subscribe();
+    let stream = BroadcastStream::new(rx)
+        .filter_map(|message| async move { message.ok().map(|data| Ok(AxumEvent::default().data(data))) });
+    AxumSse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+}
+
+/// Serves `router` on a thread of its own; its address.
+fn serve(router: Router) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    listener.set_nonblocking(true).expect("nonblocking");
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            axum::serve(listener, router).await.expect("serve");
+        });
+    });
+    addr
+}
+
+/// Opens an event stream and reads its head (and what comes with it).
+fn open(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.write_all(b"GET /events HTTP/1.1\r\nhost: bench\r\naccept: text/event-stream\r\n\r\n").expect("request");
+    let mut head = [0u8; 1024];
+    let mut read = 0;
+    while !head[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut head[read..]).expect("read");
+        assert!(n > 0, "closed before the head");
+        read += n;
+    }
+    assert!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head[..read]));
+    stream
+}
+
+/// Heap bytes the server holds per idle connection.
+fn per_connection(addr: SocketAddr, connections: usize) -> f64 {
+    // Warm up: first-use allocations of the runtime, the router and the topic.
+    let warm: Vec<TcpStream> = (0..16).map(|_| open(addr)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut streams = Vec::with_capacity(connections);
+    let region = Region::new(GLOBAL);
+    for _ in 0..connections {
+        streams.push(open(addr));
+    }
+    // Let the server finish with each connection's first polls.
+    std::thread::sleep(Duration::from_millis(500));
+    let change = region.change();
+    drop((warm, streams));
+    (change.bytes_allocated as f64 - change.bytes_deallocated as f64) / connections as f64
+}
+
+fn main() {
+    let connections: usize = std::env::args().nth(1).map_or(2_000, |n| n.parse().expect("a number of connections"));
+    let hub = Hub::new();
+    let ssekit = serve(Router::new().route("/events", get(ssekit_events)).with_state(hub));
+    let axum = serve(Router::new().route("/events", get(axum_events)).with_state(Topics::default()));
+    let (ssekit, axum) = (per_connection(ssekit, connections), per_connection(axum, connections));
+    println!("heap bytes per idle connection through axum::serve ({connections} connections):");
+    println!("  ssekit Hub::sse:                 {ssekit:>7.0}");
+    println!("  axum pattern (broadcast + Sse):  {axum:>7.0}");
+    println!("  ssekit / axum pattern:           {:>7.2}", ssekit / axum);
+}
