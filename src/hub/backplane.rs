@@ -330,6 +330,19 @@ impl Feed {
     /// to a replica that may lack the last entries the old primary gave out):
     /// new entries then get the new epoch, never an id that may have been given
     /// out already for another event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use ssekit::hub::backplane::Feed;
+    ///
+    /// /// The new primary holds offsets 1..=40 of epoch `old` and appended 41
+    /// /// under `new`: ids of `old` up to 40 resume here, later ones reset.
+    /// fn after_failover(feed: &Feed, topic: &str, old: u64, new: u64, entries: Vec<(u64, Bytes)>) {
+    ///     feed.load_continuing(topic, new, Some((old, 40)), 41, entries);
+    /// }
+    /// ```
     pub fn load_continuing(
         &self,
         topic: &str,

@@ -259,7 +259,12 @@ fn start(log: &Log, epoch: u64, continues: Option<Continues>, start: Start) -> (
     let here = |id: &EventId| {
         if id.epoch() == epoch { Some(id.offset()) } else { Continues::offset(continues, id.epoch(), id.offset()) }
     };
-    let mine = positions.get(index).and_then(here).or_else(|| positions.iter().find_map(here));
+    // Elsewhere in the id only a position of this very epoch is taken: a
+    // continued epoch there could be another topic's.
+    let mine = positions
+        .get(index)
+        .and_then(here)
+        .or_else(|| positions.iter().find(|id| id.epoch() == epoch).map(EventId::offset));
     let Some(offset) = mine else {
         // A position of another epoch where this topic's would be: the log
         // that issued it is gone. No position at all: the topic is new to this

@@ -35,7 +35,10 @@
 //! once Redis is back, catch up from the stream where it still has the events,
 //! or get a `reset` where it does not. The reader reconnects with backoff;
 //! [`Hub::backplane_status`](crate::Hub::backplane_status) shows its state, and
-//! that of each connection.
+//! that of each wake-up subscription (`links`); errors of reads and appends show
+//! as its `last_error`.
+//!
+//! It needs Redis 7 or later (the append script asks `INFO` for two sections).
 //!
 //! ## Failover
 //!
@@ -52,11 +55,13 @@
 //! `reset` for the topic before any gap; an id a node handed out resumes
 //! exactly or gets a `reset`. How:
 //!
-//! - The topic's hash names the server process that appended last (its
-//!   `run_id`). When another process appends — a promoted replica, a server
-//!   restarted from its files — the script first moves the topic to a new
-//!   epoch *continuing* the old one through the last offset this server holds.
-//!   The events up to there stay, under the same offsets.
+//! - The topic's hash names the server that appended last, in its term as
+//!   primary: its `run_id` and `master_replid`, which a restart and every
+//!   promotion change. When another appends — a promoted replica, a server
+//!   restarted from its files, a demoted primary promoted again — the script
+//!   first moves the topic to a new epoch *continuing* the old one through the
+//!   last offset this server holds. The events up to there stay, under the same
+//!   offsets.
 //! - So no offset is ever given to a second event under one epoch. A reader
 //!   (or an id) at or before the continued offset goes on without a `reset`.
 //!   One beyond it read events that the new primary never had, and gets a
@@ -68,8 +73,14 @@
 //! every event they read. Otherwise only the readers that got the lost events
 //! get a `reset`, and those events are gone. Each continuation also takes the
 //! place of the previous one: an id from two failovers back gets a `reset`.
-//! Every append asks the server its `run_id` (`INFO server`); see
+//! A Cluster's resharding (a topic's slot moved to another primary) counts as
+//! a change of writer too. Every append asks the server who it is (`INFO`); see
 //! `BENCHMARKS.md` for the cost.
+//!
+//! A primary cut off from its replicas and sentinels goes on taking writes
+//! until the new primary is elected; they are lost when it rejoins (readers who
+//! got them get a `reset`). Redis's `min-replicas-to-write` bounds that window
+//! on the server's side.
 //!
 //! Losing fewer events is [`RedisConfig::confirm_by_replicas`]: a publish is
 //! done only once that many replicas hold it (`WAIT`). An event whose publish
@@ -266,9 +277,18 @@ impl RedisBackplane {
     ///
     /// [`RedisError`] when the URL is invalid or Redis cannot be reached now.
     pub async fn connect(config: RedisConfig) -> Result<Self, RedisError> {
-        if config.replicas > 0 && matches!(config.deployment, Deployment::Cluster(_)) {
-            let why = "confirm_by_replicas is not supported with a Redis Cluster";
-            return Err(redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, why)).into());
+        if matches!(config.deployment, Deployment::Cluster(_)) {
+            let refused = |why: &'static str| {
+                RedisError::from(redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, why)))
+            };
+            if config.replicas > 0 {
+                return Err(refused("confirm_by_replicas is not supported with a Redis Cluster"));
+            }
+            if config.prefix.contains(['{', '}']) {
+                return Err(refused(
+                    "with a Redis Cluster the prefix may not hold '{' or '}': it would put every topic in one slot",
+                ));
+            }
         }
         let (conn, wakes) = config.deployment.connect(config.timeout).await?;
         let keys = script::Keys::new(&config.prefix);
@@ -403,12 +423,16 @@ impl Backplane for RedisBackplane {
 }
 
 /// What a failed append tells: not run (refused before sending, or a server
-/// that cannot write now: a replica, a Cluster without the slot), refused by
+/// that cannot write now: a replica, a Cluster without the slot or sending it
+/// to a primary that is down, one loading its data, out of memory, busy with a
+/// script, short of replicas it requires, failing to persist), refused by
 /// Redis, or lost on the way back (a timeout, a dropped connection).
 fn append_error(err: redis::RedisError) -> BackplaneError {
-    use redis::ServerErrorKind::{ClusterDown, MasterDown, ReadOnly, TryAgain};
-    let not_run = matches!(err.kind(), redis::ErrorKind::Server(ReadOnly | ClusterDown | MasterDown | TryAgain));
-    if err.is_connection_refusal() || not_run {
+    use redis::ServerErrorKind::{Ask, BusyLoading, ClusterDown, MasterDown, Moved, ReadOnly, TryAgain};
+    let not_run = [ReadOnly, ClusterDown, MasterDown, TryAgain, BusyLoading, Moved, Ask];
+    let cannot_write_now = matches!(err.kind(), redis::ErrorKind::Server(kind) if not_run.contains(&kind))
+        || matches!(err.code(), Some("OOM" | "BUSY" | "NOREPLICAS" | "MISCONF"));
+    if err.is_connection_refusal() || cannot_write_now {
         BackplaneError::Unavailable(Box::new(RedisError::from(err)))
     } else if matches!(err.kind(), redis::ErrorKind::Server(_)) {
         BackplaneError::Refused(Box::new(RedisError::from(err)))

@@ -35,7 +35,7 @@ pub(super) struct Link {
     /// Wakes the reader: attached, or a topic wanted.
     notify: Notify,
     pub(super) status: Status,
-    /// Of each attempt to (re)subscribe a wake-up link.
+    /// Of each attempt to (re)subscribe a wake-up link, and of each read.
     timeout: Duration,
 }
 
@@ -184,14 +184,24 @@ impl Reader {
             }
             let wanted = std::mem::take(&mut *self.link.wanted.lock().unwrap_or_else(|e| e.into_inner()));
             dirty.extend(wanted.into_iter().map(|t| (t, true)));
+            // Topics whose reads work go first; those failing (a Cluster shard
+            // down) take at most half the slots, so they never hold up the rest.
             let now = Instant::now();
-            let due: Vec<(Arc<str>, bool)> = dirty
-                .iter()
-                .filter(|(topic, _)| !running.contains(*topic))
-                .filter(|(topic, _)| failing.get(*topic).is_none_or(|(at, _)| *at <= now))
-                .take(SYNCS.saturating_sub(running.len()))
+            let free = SYNCS.saturating_sub(running.len());
+            let failing_running = running.iter().filter(|topic| failing.contains_key(*topic)).count();
+            let failing_free = (SYNCS / 2).saturating_sub(failing_running).min(free);
+            let idle = dirty.iter().filter(|(topic, _)| !running.contains(*topic));
+            let mut due: Vec<(Arc<str>, bool)> = idle
+                .clone()
+                .filter(|(topic, _)| !failing.contains_key(*topic))
+                .take(free)
                 .map(|(topic, full)| (topic.clone(), *full))
                 .collect();
+            let retries = idle
+                .filter(|(topic, _)| failing.get(*topic).is_some_and(|(at, _)| *at <= now))
+                .take(failing_free.min(free - due.len()))
+                .map(|(topic, full)| (topic.clone(), *full));
+            due.extend(retries.collect::<Vec<_>>());
             for (topic, full) in due {
                 dirty.remove(&topic);
                 running.insert(topic.clone());
@@ -214,7 +224,9 @@ impl Reader {
                         }
                         Err(err) => {
                             self.link.status.error(&err);
-                            let wait = failing.get(&topic).map_or(MIN_BACKOFF, |(_, wait)| (*wait * 2).min(MAX_BACKOFF));
+                            // A failing read may take the whole timeout: wait at least as long.
+                            let first = self.link.timeout.max(MIN_BACKOFF);
+                            let wait = failing.get(&topic).map_or(first, |(_, wait)| (*wait * 2).min(first * 4));
                             failing.insert(topic.clone(), (Instant::now() + wait, wait));
                             let full = dirty.get(&topic).copied().unwrap_or(false) || full;
                             dirty.insert(topic, full);
@@ -311,7 +323,7 @@ async fn sync(conn: &mut Commands, keys: &Keys, feed: &Feed, name: &str, check: 
             return reload(conn, keys, feed, name, shared).await;
         }
     }
-    let shared = Shared { epoch: position.epoch, continues: None };
+    let shared = Shared { epoch: position.epoch, continues: None, next: position.next };
     if read_new(conn, keys, feed, name, shared, position.next).await? {
         Ok(())
     } else {
@@ -329,16 +341,25 @@ struct Shared {
     /// The earlier epoch the log continues, and through which offset: its
     /// entries up to there are part of this log.
     continues: Option<(u64, u64)>,
+    /// The offset of the next entry appended.
+    next: u64,
 }
 
 impl Shared {
     /// What Redis holds for `name` now.
     async fn of(conn: &mut Commands, keys: &Keys, name: &str) -> Result<Self, redis::RedisError> {
-        let [epoch, continues, through]: [Option<String>; 3] =
-            redis::cmd("HMGET").arg(keys.meta(name)).arg(&["epoch", "continues", "through"]).query_async(conn).await?;
+        let [epoch, continues, through, offset]: [Option<String>; 4] = redis::cmd("HMGET")
+            .arg(keys.meta(name))
+            .arg(&["epoch", "continues", "through", "offset"])
+            .query_async(conn)
+            .await?;
         let hex = |e: Option<String>| e.and_then(|e| u64::from_str_radix(&e, 16).ok());
-        let through = through.and_then(|t| t.parse().ok());
-        Ok(Self { epoch: hex(epoch).unwrap_or(0), continues: hex(continues).zip(through) })
+        let number = |n: Option<String>| n.and_then(|n| n.parse().ok());
+        Ok(Self {
+            epoch: hex(epoch).unwrap_or(0),
+            continues: hex(continues).zip(number(through)),
+            next: number(offset).map_or(1, |offset: u64| offset.saturating_add(1)),
+        })
     }
 
     /// Whether the entry at `offset` written in `epoch` is part of this log.
@@ -365,7 +386,8 @@ async fn reload(
         .await?;
     entries.reverse();
     let (entries, _) = parse(entries, shared);
-    feed.load_continuing(name, shared.epoch, shared.continues, 1, entries);
+    // With no entry left (trimmed, expired), new ones follow the last offset.
+    feed.load_continuing(name, shared.epoch, shared.continues, shared.next, entries);
     Ok(())
 }
 

@@ -11,12 +11,14 @@ use redis::Script;
 /// the caller and the stream is emptied, so ids of the old log can never be
 /// confused with the new one.
 ///
-/// The hash also names the server process that appended last (`writer`, its
-/// `run_id`). When another process appends next — a replica promoted by a
-/// failover, a server restarted from its files — the entries the last writer
-/// appended may not all have reached this one, and nodes may have delivered
-/// some of those: so the topic moves to a new epoch before anything is appended
-/// at an offset that could have been given out already. The new epoch
+/// The hash also names the server that appended last, in its term as primary
+/// (`writer`: its `run_id` and `master_replid`, which a restart and every
+/// promotion change). When another appends next — a replica promoted by a
+/// failover, a server restarted from its files, a demoted primary promoted
+/// again — the entries the last writer appended may not all have reached this
+/// one, and nodes may have delivered some of those: so the topic moves to a
+/// new epoch (never the current one) before anything is appended at an offset
+/// that could have been given out already. The new epoch
 /// `continues` the old one `through` the last offset this server holds: those
 /// entries stay, and ids up to there resume as they are (see the module docs
 /// of `redis`). The stream entry id is `<offset>-0`, so `XRANGE`
@@ -40,7 +42,12 @@ if ARGV[7] ~= '0' then
     return {string.sub(seen, 1, at - 1), tonumber(string.sub(seen, at + 1)), 1}
   end
 end
-local writer = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+local info = redis.call('INFO', 'server', 'replication')
+local run, term = string.match(info, 'run_id:(%x+)'), string.match(info, 'master_replid:(%x+)')
+if not run or not term then
+  return redis.error_reply('ssekit: INFO names no run_id or master_replid: a server that is not Redis 7 or later')
+end
+local writer = run .. ':' .. term
 local meta = redis.call('HMGET', KEYS[2], 'epoch', 'writer', 'offset')
 local epoch = meta[1]
 if not epoch then
@@ -48,8 +55,12 @@ if not epoch then
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[2], 'epoch', epoch, 'offset', 0, 'writer', writer)
 elseif meta[2] ~= writer then
-  redis.call('HSET', KEYS[2], 'epoch', ARGV[2], 'writer', writer, 'continues', epoch, 'through', meta[3])
-  epoch = ARGV[2]
+  local fresh = ARGV[2]
+  if fresh == epoch then
+    fresh = string.format('%x', tonumber(epoch, 16) + 1)
+  end
+  redis.call('HSET', KEYS[2], 'epoch', fresh, 'writer', writer, 'continues', epoch, 'through', meta[3])
+  epoch = fresh
 end
 local offset = redis.call('HINCRBY', KEYS[2], 'offset', 1)
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], offset .. '-0', 'e', epoch, 'b', ARGV[1])

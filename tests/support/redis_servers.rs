@@ -48,11 +48,11 @@ impl RedisServer {
     }
 
     /// A server with these arguments besides its port and directory.
-    pub(crate) fn start_with(args: &[&str]) -> Self {
+    pub(crate) fn start_with(args: &[impl AsRef<str>]) -> Self {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("ssekit-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut server = Self { port, dir, args: args.iter().map(|a| (*a).to_owned()).collect(), child: None };
+        let mut server = Self { port, dir, args: args.iter().map(|a| a.as_ref().to_owned()).collect(), child: None };
         server.spawn();
         server
     }
@@ -65,6 +65,8 @@ impl RedisServer {
             .args(&self.args)
             .arg("--dir")
             .arg(&self.dir)
+            .arg("--logfile")
+            .arg(self.dir.join("log"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -73,8 +75,15 @@ impl RedisServer {
             });
         self.child = Some(child);
         // Ready when it answers; bounded.
-        let port = self.port;
-        wait_until("redis-server to start", Duration::from_secs(5), || cli(port, &["PING"]) == "PONG");
+        let (port, log) = (self.port, self.dir.join("log"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while cli(port, &["PING"]) != "PONG" {
+            let tail = || {
+                std::fs::read_to_string(&log).unwrap_or_default().lines().rev().take(5).collect::<Vec<_>>().join(" | ")
+            };
+            assert!(Instant::now() < deadline, "redis-server did not start on port {port}; its log ends: {}", tail());
+            std::thread::sleep(Duration::from_millis(25));
+        }
     }
 
     pub(crate) fn kill(&mut self) {
@@ -190,6 +199,16 @@ impl Sentinels {
         answer.lines().nth(1).and_then(|p| p.trim().parse().ok()).unwrap_or(0)
     }
 
+    /// As [`Sentinels::fail_over`], but the primary first cuts its replica off
+    /// (`CLIENT KILL TYPE replica`; a replica reconnects on its next one-second
+    /// tick) and takes writes for 100 ms without it: those are lost for sure.
+    pub(crate) fn fail_over_losing(&mut self) {
+        let old = self.primary_port();
+        cli(old, &["CLIENT", "KILL", "TYPE", "replica"]);
+        std::thread::sleep(Duration::from_millis(100));
+        self.fail_over();
+    }
+
     /// Kills the primary (SIGKILL), waits until every sentinel names the other
     /// server, then starts the killed one again, empty, as the new primary's
     /// replica and waits until it has synced: ready for the next failover.
@@ -231,23 +250,18 @@ pub(crate) struct Cluster {
     pub(crate) nodes: Vec<RedisServer>,
 }
 
-/// The arguments of a cluster node.
-const CLUSTER_NODE: [&str; 10] = [
-    "--cluster-enabled",
-    "yes",
-    "--cluster-node-timeout",
-    "1000",
-    "--cluster-require-full-coverage",
-    "no",
-    "--appendonly",
-    "yes",
-    "--appendfsync",
-    "always",
-];
+/// The arguments of a cluster node whose cluster bus listens on `bus` (by
+/// default it is the port + 10 000, which may be taken).
+fn cluster_node(bus: u16) -> Vec<String> {
+    let args = ["--cluster-enabled", "yes", "--cluster-node-timeout", "1000", "--cluster-require-full-coverage", "no"];
+    let persistence = ["--appendonly", "yes", "--appendfsync", "always"];
+    let bus = ["--cluster-port".to_owned(), bus.to_string()];
+    args.iter().chain(&persistence).map(|a| (*a).to_owned()).chain(bus).collect()
+}
 
 impl Cluster {
     pub(crate) fn start() -> Self {
-        let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_with(&CLUSTER_NODE)).collect();
+        let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_with(&cluster_node(free_port()))).collect();
         let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
         args.extend(nodes.iter().map(RedisServer::address));
         args.extend(["--cluster-replicas".into(), "0".into(), "--cluster-yes".into()]);
@@ -282,7 +296,8 @@ impl Cluster {
     /// Kills node `n` and starts it again on the same port from its files
     /// (its data and cluster state), waiting until the cluster is whole.
     pub(crate) fn restart(&mut self, n: usize) {
-        self.nodes[n].restart_with(&CLUSTER_NODE);
+        let args = self.nodes[n].args.clone();
+        self.nodes[n].restart_with(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let ports: Vec<u16> = self.nodes.iter().map(|node| node.port).collect();
         for port in ports {
             wait_until("the cluster to be whole again", Duration::from_secs(20), || {
