@@ -45,9 +45,9 @@ echo "== primary + replica through Sentinel"
 run throughput --sentinel $sentinels --master bench --seconds "$seconds"
 echo "== primary + replica through Sentinel, confirm_by_replicas(1)"
 run throughput --sentinel $sentinels --master bench --confirm 1 --seconds "$seconds"
-echo "== the cost of asking the server its run_id on every append (INFO server in a script)"
+echo "== the cost of asking the server its replication id on every append (INFO replication in a script)"
 redis-benchmark -p 17001 -n 200000 -q EVAL "return 1" 0 | tr "\r" "\n" | tail -1
-redis-benchmark -p 17001 -n 200000 -q EVAL "return string.match(redis.call('INFO','server'),'run_id:(%x+)')" 0  | tr "\r" "\n" | tail -1
+redis-benchmark -p 17001 -n 200000 -q EVAL "return string.match(redis.call('INFO','replication'),'master_replid:(%x+)')" 0 | tr "\r" "\n" | tail -1
 echo "== failover (the sentinels learn of the replica first)"
 sleep 10
 run failover --sentinel $sentinels --master bench --seconds 12

@@ -38,7 +38,7 @@
 //! that of each wake-up subscription (`links`); errors of reads and appends show
 //! as its `last_error`.
 //!
-//! It needs Redis 7 or later (the append script asks `INFO` for two sections).
+//! It needs Redis 7 or later.
 //!
 //! ## Failover
 //!
@@ -55,10 +55,11 @@
 //! `reset` for the topic before any gap; an id a node handed out resumes
 //! exactly or gets a `reset`. How:
 //!
-//! - The topic's hash names the server that appended last, in its term as
-//!   primary: its `run_id` and `master_replid`, which a restart and every
-//!   promotion change. When another appends — a promoted replica, a server
-//!   restarted from its files, a demoted primary promoted again — the script
+//! - The topic's hash names the history of the data set the last append went
+//!   into: the server's replication id (`master_replid`), which Redis changes
+//!   at every restart and every promotion (a replica takes its primary's). When
+//!   an append finds another — a promoted replica, a server restarted from its
+//!   files, a demoted primary promoted again — the script
 //!   first moves the topic to a new epoch *continuing* the old one through the
 //!   last offset this server holds. The events up to there stay, under the same
 //!   offsets.
@@ -74,8 +75,8 @@
 //! get a `reset`, and those events are gone. Each continuation also takes the
 //! place of the previous one: an id from two failovers back gets a `reset`.
 //! A Cluster's resharding (a topic's slot moved to another primary) counts as
-//! a change of writer too. Every append asks the server who it is (`INFO`); see
-//! `BENCHMARKS.md` for the cost.
+//! a change of writer too. Every append asks the server its replication id
+//! (`INFO replication`); see `BENCHMARKS.md` for the cost.
 //!
 //! A primary cut off from its replicas and sentinels goes on taking writes
 //! until the new primary is elected; they are lost when it rejoins (readers who

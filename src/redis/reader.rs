@@ -224,9 +224,7 @@ impl Reader {
                         }
                         Err(err) => {
                             self.link.status.error(&err);
-                            // A failing read may take the whole timeout: wait at least as long.
-                            let first = self.link.timeout.max(MIN_BACKOFF);
-                            let wait = failing.get(&topic).map_or(first, |(_, wait)| (*wait * 2).min(first * 4));
+                            let wait = failing.get(&topic).map_or(MIN_BACKOFF, |(_, wait)| (*wait * 2).min(MAX_BACKOFF));
                             failing.insert(topic.clone(), (Instant::now() + wait, wait));
                             let full = dirty.get(&topic).copied().unwrap_or(false) || full;
                             dirty.insert(topic, full);
@@ -245,8 +243,11 @@ impl Reader {
                         }
                     }
                     // After (re)subscribing, every topic may have missed wake-ups and
-                    // Redis may have lost its data: check them all.
-                    Some(Wake::Up) => dirty.extend(feed.topics().into_iter().map(|t| (t, true))),
+                    // Redis may have lost its data: check them all, at once.
+                    Some(Wake::Up) => {
+                        failing.clear();
+                        dirty.extend(feed.topics().into_iter().map(|t| (t, true)));
+                    }
                     None => return,
                 },
                 () = self.link.notify.notified() => {}

@@ -11,9 +11,9 @@ use redis::Script;
 /// the caller and the stream is emptied, so ids of the old log can never be
 /// confused with the new one.
 ///
-/// The hash also names the server that appended last, in its term as primary
-/// (`writer`: its `run_id` and `master_replid`, which a restart and every
-/// promotion change). When another appends next — a replica promoted by a
+/// The hash also names the history of the data set the last append went
+/// into (`writer`: the server's `master_replid`, which Redis changes at every
+/// restart and every promotion; a replica takes its primary's). When another appends next — a replica promoted by a
 /// failover, a server restarted from its files, a demoted primary promoted
 /// again — the entries the last writer appended may not all have reached this
 /// one, and nodes may have delivered some of those: so the topic moves to a
@@ -42,12 +42,10 @@ if ARGV[7] ~= '0' then
     return {string.sub(seen, 1, at - 1), tonumber(string.sub(seen, at + 1)), 1}
   end
 end
-local info = redis.call('INFO', 'server', 'replication')
-local run, term = string.match(info, 'run_id:(%x+)'), string.match(info, 'master_replid:(%x+)')
-if not run or not term then
-  return redis.error_reply('ssekit: INFO names no run_id or master_replid: a server that is not Redis 7 or later')
+local writer = string.match(redis.call('INFO', 'replication'), 'master_replid:(%x+)')
+if not writer then
+  return redis.error_reply('ssekit: INFO replication names no master_replid: a server that is not Redis')
 end
-local writer = run .. ':' .. term
 local meta = redis.call('HMGET', KEYS[2], 'epoch', 'writer', 'offset')
 local epoch = meta[1]
 if not epoch then

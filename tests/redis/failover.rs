@@ -305,7 +305,8 @@ async fn the_demos_run_on_sentinel() {
 
 /// A primary that gave out offsets its replica never got, was demoted, synced
 /// from the new primary (which appended nothing) and was promoted again — the
-/// same process, so the same `run_id` — must not give those offsets out again.
+/// same process — must not give those offsets out again: its promotion gave it
+/// a new replication id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_demoted_and_promoted_again_never_gives_an_id_twice() {
     use super::support::redis_servers::{RedisServer, cli, wait_until};
