@@ -1,0 +1,396 @@
+//! The lean path for many idle connections: a server front that writes SSE
+//! streams straight to their sockets and hands every other request to your
+//! hyper or axum service on the same port.
+//!
+//! Through hyper, a connection holds a read and a write buffer of 8 KiB or
+//! more each for as long as it is open; an SSE connection is mostly idle, and
+//! those buffers are most of what it costs. The front reads a request head
+//! itself (with [`httparse`](https://docs.rs/httparse), the parser hyper uses),
+//! and then:
+//!
+//! - for a request your `route` claims, it writes the response head and then
+//!   each chunk of the stream (frames the hub encoded once and shares) straight
+//!   to the socket: no buffer of the connection's own once the head is sent,
+//!   and on the read side only a watch for the client closing. The body ends
+//!   when the connection closes (`connection: close`, no chunked framing);
+//! - any other request goes, with the bytes already read, to your hyper service
+//!   on the same connection (HTTP/1.1; keep-alive and upgrades as hyper does
+//!   them): one port, your router as it is.
+//!
+//! TLS and HTTP/2 stay with the proxy in front (the front speaks HTTP/1.x).
+//!
+//! ## Routing and authorization
+//!
+//! `route` gets each request head (method, URI, headers — cookies included —
+//! as [`http::request::Parts`]) and returns `None` for a request that is not its
+//! own (it goes to the service), or a future that decides: the stream, or a
+//! [`Refusal`] (a status or a whole response). That future is the place to
+//! authorize, before any subscription is made; read `Last-Event-ID` with
+//! [`Resume::from_request`](crate::Resume::from_request) as every adapter does.
+//!
+//! ## Limits
+//!
+//! A request head must arrive within [`Lean::head_timeout`] (a client sending
+//! it a byte at a time is dropped with a `408`) and fit in [`Lean::max_head`]
+//! bytes and 100 header lines (else `431`, and the connection is closed). Every
+//! connection gets [`Lean::stall_timeout`] as its TCP user timeout
+//! ([`set_stall_timeout`](crate::set_stall_timeout)). A request the service
+//! gets is bound by hyper's settings (the same head timeout).
+//!
+//! ## Closing
+//!
+//! When the `shutdown` future completes, the front stops accepting; streams
+//! end after the chunk they are writing (a hub you close ends its streams as
+//! well); the service's connections finish the request in progress. What is
+//! still open after [`Lean::drain`] is closed, and `serve` returns.
+//!
+//! ## Later requests on a handed connection
+//!
+//! A connection handed to the service stays the service's: an SSE request that
+//! comes on it later (a browser reuses kept-alive connections) is answered by
+//! the service. Keep your SSE route in your router too, as in the example.
+//!
+//! # Examples
+//!
+//! An axum app whose `/events` is served by the front and the rest by axum:
+//!
+//! ```no_run
+//! use axum::routing::{get, post};
+//! use axum::Router;
+//! use ssekit::lean::{Lean, Refusal};
+//! use ssekit::{Event, Hub, Resume};
+//!
+//! #[tokio::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let hub = Hub::new();
+//!     let publisher = hub.clone();
+//!     let app = Router::new()
+//!         .route("/publish", post(move |text: String| async move {
+//!             let _ = publisher.publish("news", Event::new().data(text)).await;
+//!         }))
+//!         // Also for an SSE request on a connection already handed to axum.
+//!         .route("/events", get(|axum::extract::State(hub): axum::extract::State<Hub>, resume: Resume| async move {
+//!             hub.sse("news", resume).await
+//!         }))
+//!         .with_state(hub.clone());
+//!
+//!     let events = hub.clone();
+//!     let route = move |head: http::request::Parts| {
+//!         (head.uri.path() == "/events").then(|| {
+//!             let hub = events.clone();
+//!             async move {
+//!                 // Authorization sees the whole head, before any subscription.
+//!                 let cookies = head.headers.get_all(http::header::COOKIE);
+//!                 if !cookies.iter().any(|c| c.as_bytes().starts_with(b"session=")) {
+//!                     return Err(Refusal::new(http::StatusCode::FORBIDDEN));
+//!                 }
+//!                 let resume = Resume::from_request(&head.headers, head.uri.query());
+//!                 Ok(hub.sse("news", resume).await?)
+//!             }
+//!         })
+//!     };
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!     let service = hyper_util::service::TowerToHyperService::new(app);
+//!     Lean::new()
+//!         .serve(listener, route, service, async move {
+//!             let _ = tokio::signal::ctrl_c().await;
+//!             hub.close();
+//!         })
+//!         .await
+//! }
+//! ```
+
+mod handoff;
+mod head;
+mod refusal;
+mod stream;
+
+use std::error::Error as StdError;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http::StatusCode;
+use http::request::Parts;
+use hyper::body::{Body, Incoming};
+use hyper::service::Service;
+use hyper::{Request, Response};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+pub use head::{HeadError, parse_head};
+pub use refusal::Refusal;
+
+use head::ReadFailure;
+use refusal::Answer;
+
+use crate::shutdown::Shutdown;
+use crate::sse::{Source, Sse};
+
+/// The longest pause after a failed accept.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The lean front's settings, and [`Lean::serve`], which runs it (see the
+/// [module docs](self)).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let lean = ssekit::lean::Lean::new()
+///     .max_head(4096)
+///     .head_timeout(Duration::from_secs(5))
+///     .stall_timeout(Some(Duration::from_secs(30)))
+///     .drain(Duration::from_secs(1));
+/// ```
+#[must_use]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lean {
+    max_head: usize,
+    head_timeout: Duration,
+    stall_timeout: Option<Duration>,
+    drain: Duration,
+}
+
+impl Default for Lean {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Lean {
+    /// Heads of up to 8 KiB within 10 s; a stall timeout of 30 s (as
+    /// [`SseConfig`](crate::SseConfig)'s); 500 ms to drain at shutdown.
+    pub fn new() -> Self {
+        Self {
+            max_head: 8 * 1024,
+            head_timeout: Duration::from_secs(10),
+            stall_timeout: Some(Duration::from_secs(30)),
+            drain: Duration::from_millis(500),
+        }
+    }
+
+    /// The longest request head accepted, in bytes (a longer one is answered
+    /// `431` and closed). It is also the most the front buffers per connection,
+    /// and only until the head is complete.
+    pub fn max_head(mut self, bytes: usize) -> Self {
+        self.max_head = bytes;
+        self
+    }
+
+    /// How long a request head may take to arrive (then `408`, closed). Also
+    /// hyper's head timeout on connections handed to the service.
+    pub fn head_timeout(mut self, timeout: Duration) -> Self {
+        self.head_timeout = timeout;
+        self
+    }
+
+    /// The TCP user timeout of every connection (`None`: the kernel's
+    /// default): a client that takes nothing for this long while data waits is
+    /// dropped. Give your streams the same
+    /// [`SseConfig::stall_timeout`](crate::SseConfig::stall_timeout) so that
+    /// they count such clients as stalled.
+    pub fn stall_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.stall_timeout = timeout.filter(|t| !t.is_zero());
+        self
+    }
+
+    /// How long open connections get to finish once shutdown begins; then
+    /// they are closed.
+    pub fn drain(mut self, drain: Duration) -> Self {
+        self.drain = drain;
+        self
+    }
+
+    /// Accepts connections on `listener` until `shutdown` completes: requests
+    /// `route` claims get their SSE stream from the front, every other one
+    /// goes to `service` (see the [module docs](self)). Returns once every
+    /// connection is closed (within [`Lean::drain`] after `shutdown`).
+    ///
+    /// `route` runs on each request head a connection starts with; it returns
+    /// `None` for a request that is not its own, else a future that makes the
+    /// stream or refuses ([`Refusal`]). The service is cloned for each
+    /// connection handed to it (with axum: `TowerToHyperService::new(router)`
+    /// from `hyper-util`).
+    ///
+    /// # Errors
+    ///
+    /// None so far: a failed accept (out of file descriptors, say) is retried
+    /// after a pause that grows to 1 s.
+    pub async fn serve<R, Fut, S, Svc, B>(
+        self,
+        listener: TcpListener,
+        route: R,
+        service: Svc,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()>
+    where
+        R: Fn(Parts) -> Option<Fut> + Send + Sync + 'static,
+        Fut: Future<Output = Result<Sse<S>, Refusal>> + Send + 'static,
+        S: Source + Send + 'static,
+        Svc: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + Sync + 'static,
+        Svc::Future: Send + 'static,
+        Svc::Error: Into<Box<dyn StdError + Send + Sync>>,
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn StdError + Send + Sync>>,
+    {
+        let shared = Arc::new(Shared {
+            lean: self,
+            route,
+            service,
+            stop: Shutdown::new(),
+            abort: Shutdown::new(),
+            open: AtomicUsize::new(0),
+            closed: Notify::new(),
+        });
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut backoff = Duration::ZERO;
+        loop {
+            let tcp = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, _)) => tcp,
+                    Err(_) => {
+                        backoff = (backoff * 2).clamp(Duration::from_millis(10), MAX_BACKOFF);
+                        tokio::select! {
+                            () = tokio::time::sleep(backoff) => continue,
+                            () = &mut shutdown => break,
+                        }
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            backoff = Duration::ZERO;
+            shared.open.fetch_add(1, Ordering::SeqCst);
+            let guard = Open(shared.clone());
+            tokio::spawn(async move {
+                connection(tcp, &guard.0).await;
+                drop(guard);
+            });
+        }
+        drop(listener);
+        shared.stop.trigger();
+        if tokio::time::timeout(shared.lean.drain, shared.all_closed()).await.is_err() {
+            shared.abort.trigger();
+            shared.all_closed().await;
+        }
+        Ok(())
+    }
+}
+
+/// What every connection task of one [`Lean::serve`] shares.
+struct Shared<R, Svc> {
+    lean: Lean,
+    route: R,
+    service: Svc,
+    /// Fired when shutdown begins: streams end, the service's connections
+    /// finish their request.
+    stop: Shutdown,
+    /// Fired when the drain time is over: everything closes at once.
+    abort: Shutdown,
+    /// Connections open, and a wake-up when the last one closes.
+    open: AtomicUsize,
+    closed: Notify,
+}
+
+impl<R, Svc> Shared<R, Svc> {
+    /// Waits until no connection is open.
+    async fn all_closed(&self) {
+        loop {
+            let closed = self.closed.notified();
+            if self.open.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            closed.await;
+        }
+    }
+}
+
+/// One open connection: counted until dropped (also when its task is).
+struct Open<R, Svc>(Arc<Shared<R, Svc>>);
+
+impl<R, Svc> Drop for Open<R, Svc> {
+    fn drop(&mut self) {
+        if self.0.open.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.closed.notify_waiters();
+        }
+    }
+}
+
+/// Serves one connection: reads its request head, then streams, refuses, or
+/// hands the connection to the service.
+async fn connection<R, Fut, S, Svc, B>(mut tcp: TcpStream, shared: &Shared<R, Svc>)
+where
+    R: Fn(Parts) -> Option<Fut>,
+    Fut: Future<Output = Result<Sse<S>, Refusal>>,
+    S: Source,
+    Svc: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    Svc::Future: Send + 'static,
+    Svc::Error: Into<Box<dyn StdError + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    let Shared { lean, stop, abort, .. } = shared;
+    // Events are small writes: without TCP_NODELAY, Nagle's algorithm holds each
+    // one until the client's (delayed) ACK of the previous one.
+    let _ = tcp.set_nodelay(true);
+    #[cfg(any(unix, windows))]
+    if let Some(timeout) = lean.stall_timeout {
+        let _ = crate::adapter::set_stall_timeout(&tcp, timeout);
+    }
+    let read = tokio::select! {
+        read = head::read_head(&mut tcp, lean.max_head, lean.head_timeout) => read,
+        () = stop.wait() => return,
+    };
+    let (parts, bytes) = match read {
+        Ok(read) => read,
+        Err(ReadFailure::Gone) => return,
+        Err(ReadFailure::Timeout) => return answer(tcp, StatusCode::REQUEST_TIMEOUT, abort).await,
+        Err(ReadFailure::Head(HeadError::TooLarge)) => {
+            return answer(tcp, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, abort).await;
+        }
+        Err(ReadFailure::Head(_)) => return answer(tcp, StatusCode::BAD_REQUEST, abort).await,
+    };
+    let Some(decide) = (shared.route)(parts) else {
+        // Boxed: the service's connection state is large, and a streaming
+        // connection should not carry room for it.
+        let service = shared.service.clone();
+        return Box::pin(handoff::serve(tcp, bytes, service, lean.head_timeout, stop, abort)).await;
+    };
+    // What followed the head is not needed: an SSE request has no body.
+    drop(bytes);
+    let decided = tokio::select! {
+        decided = Box::pin(decide) => decided,
+        () = stop.wait() => return,
+    };
+    match decided {
+        Ok(sse) => stream::stream(tcp, sse, stop, abort).await,
+        Err(Refusal(Answer::TryLater)) => stream::stream(tcp, crate::adapter::later(), stop, abort).await,
+        Err(Refusal(Answer::Response(response))) => write_close(tcp, &refusal::encode(&response), abort).await,
+    }
+}
+
+/// Answers `status` to a head the front could not read, and closes.
+async fn answer(tcp: TcpStream, status: StatusCode, abort: &Shutdown) {
+    write_close(tcp, &refusal::status_only(status), abort).await;
+}
+
+/// Writes `bytes`, closes the sending side, and waits (1 s at most) for the
+/// client to close, reading what it still sends: closing a socket with unread
+/// bytes would reset the connection, and the answer could be lost.
+async fn write_close(mut tcp: TcpStream, bytes: &[u8], abort: &Shutdown) {
+    let write = async {
+        tcp.write_all(bytes).await?;
+        tcp.shutdown().await?;
+        stream::client_gone(&tcp).await;
+        std::io::Result::Ok(())
+    };
+    tokio::select! {
+        _ = tokio::time::timeout(Duration::from_secs(1), write) => {}
+        () = abort.wait() => {}
+    }
+}
