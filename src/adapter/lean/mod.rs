@@ -107,6 +107,7 @@ mod stream;
 
 use std::error::Error as StdError;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -322,6 +323,10 @@ impl<R, Svc> Drop for Open<R, Svc> {
 
 /// Serves one connection: reads its request head, then streams, refuses, or
 /// hands the connection to the service.
+///
+/// What comes before the stream (the head, the route's decision) runs in a
+/// boxed future of its own, freed once done: the task of an idle streaming
+/// connection holds only the streaming state.
 async fn connection<R, Fut, S, Svc, B>(mut tcp: TcpStream, shared: &Shared<R, Svc>)
 where
     R: Fn(Parts) -> Option<Fut>,
@@ -342,41 +347,69 @@ where
     if let Some(timeout) = lean.stall_timeout {
         let _ = crate::adapter::set_stall_timeout(&tcp, timeout);
     }
-    let read = tokio::select! {
-        read = head::read_head(&mut tcp, lean.max_head, lean.head_timeout) => read,
-        () = stop.wait() => return,
-    };
-    let (parts, bytes) = match read {
-        Ok(read) => read,
-        Err(ReadFailure::Gone) => return,
-        Err(ReadFailure::Timeout) => return answer(tcp, StatusCode::REQUEST_TIMEOUT, abort).await,
-        Err(ReadFailure::Head(HeadError::TooLarge)) => {
-            return answer(tcp, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, abort).await;
+    match Box::pin(prepare(&mut tcp, shared)).await {
+        Next::Stream(sse) => stream::stream(tcp, sse, stop, abort).await,
+        Next::TryLater => stream::stream(tcp, Box::pin(crate::adapter::later()), stop, abort).await,
+        // Boxed, as the service's connection below: the streaming state is
+        // then the largest a connection's task has room for.
+        Next::Answer(bytes) => Box::pin(write_close(tcp, &bytes, abort)).await,
+        Next::Handoff(bytes) => {
+            let service = shared.service.clone();
+            Box::pin(handoff::serve(tcp, bytes, service, lean.head_timeout, stop, abort)).await;
         }
-        Err(ReadFailure::Head(_)) => return answer(tcp, StatusCode::BAD_REQUEST, abort).await,
-    };
-    let Some(decide) = (shared.route)(parts) else {
-        // Boxed: the service's connection state is large, and a streaming
-        // connection should not carry room for it.
-        let service = shared.service.clone();
-        return Box::pin(handoff::serve(tcp, bytes, service, lean.head_timeout, stop, abort)).await;
-    };
-    // What followed the head is not needed: an SSE request has no body.
-    drop(bytes);
-    let decided = tokio::select! {
-        decided = Box::pin(decide) => decided,
-        () = stop.wait() => return,
-    };
-    match decided {
-        Ok(sse) => stream::stream(tcp, sse, stop, abort).await,
-        Err(Refusal(Answer::TryLater)) => stream::stream(tcp, crate::adapter::later(), stop, abort).await,
-        Err(Refusal(Answer::Response(response))) => write_close(tcp, &refusal::encode(&response), abort).await,
+        Next::Close => {}
     }
 }
 
-/// Answers `status` to a head the front could not read, and closes.
-async fn answer(tcp: TcpStream, status: StatusCode, abort: &Shutdown) {
-    write_close(tcp, &refusal::status_only(status), abort).await;
+/// What a connection does once its head is read.
+enum Next<S: Source> {
+    /// Streams this (boxed: see [`stream::stream`]).
+    Stream(Pin<Box<Sse<S>>>),
+    /// Streams "come back later".
+    TryLater,
+    /// Writes this answer and closes.
+    Answer(Vec<u8>),
+    /// Hands the connection to the service, with these bytes already read.
+    Handoff(Vec<u8>),
+    /// Closes.
+    Close,
+}
+
+/// Reads the head of `tcp`'s first request and asks the route about it.
+async fn prepare<R, Fut, S, Svc>(tcp: &mut TcpStream, shared: &Shared<R, Svc>) -> Next<S>
+where
+    R: Fn(Parts) -> Option<Fut>,
+    Fut: Future<Output = Result<Sse<S>, Refusal>>,
+    S: Source,
+{
+    let Shared { lean, stop, .. } = shared;
+    let read = tokio::select! {
+        read = head::read_head(tcp, lean.max_head, lean.head_timeout) => read,
+        () = stop.wait() => return Next::Close,
+    };
+    let status = match read {
+        Ok((parts, bytes)) => {
+            let Some(decide) = (shared.route)(parts) else {
+                return Next::Handoff(bytes);
+            };
+            // What followed the head is not needed: an SSE request has no body.
+            drop(bytes);
+            let decided = tokio::select! {
+                decided = decide => decided,
+                () = stop.wait() => return Next::Close,
+            };
+            return match decided {
+                Ok(sse) => Next::Stream(Box::pin(sse)),
+                Err(Refusal(Answer::TryLater)) => Next::TryLater,
+                Err(Refusal(Answer::Response(response))) => Next::Answer(refusal::encode(&response)),
+            };
+        }
+        Err(ReadFailure::Gone) => return Next::Close,
+        Err(ReadFailure::Timeout) => StatusCode::REQUEST_TIMEOUT,
+        Err(ReadFailure::Head(HeadError::TooLarge)) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        Err(ReadFailure::Head(_)) => StatusCode::BAD_REQUEST,
+    };
+    Next::Answer(refusal::status_only(status))
 }
 
 /// Writes `bytes`, closes the sending side, and waits (1 s at most) for the
@@ -392,5 +425,52 @@ async fn write_close(mut tcp: TcpStream, bytes: &[u8], abort: &Shutdown) {
     tokio::select! {
         _ = tokio::time::timeout(Duration::from_secs(1), write) => {}
         () = abort.wait() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::Subscription;
+
+    type Route = fn(Parts) -> Option<std::future::Ready<Result<Sse<Subscription>, Refusal>>>;
+
+    #[derive(Clone)]
+    struct Svc;
+
+    impl Service<Request<Incoming>> for Svc {
+        type Response = Response<String>;
+        type Error = std::convert::Infallible;
+        type Future = std::future::Ready<Result<Response<String>, std::convert::Infallible>>;
+
+        fn call(&self, _: Request<Incoming>) -> Self::Future {
+            std::future::ready(Ok(Response::new(String::new())))
+        }
+    }
+
+    /// What an idle streaming connection holds inline in its task: the
+    /// connection future, whose largest state is the streaming one (the head,
+    /// the route's decision, a refusal and a handed connection are boxed, the
+    /// stream too). Beside it on the heap: the `Sse` and its subscription.
+    #[tokio::test]
+    async fn a_connection_task_is_small() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let connect = || TcpStream::connect(listener.local_addr().unwrap());
+        let shared: Shared<Route, Svc> = Shared {
+            lean: Lean::new(),
+            route: |_| None,
+            service: Svc,
+            stop: Shutdown::new(),
+            abort: Shutdown::new(),
+            open: AtomicUsize::new(0),
+            closed: Notify::new(),
+        };
+        let connection = connection(connect().await.unwrap(), &shared);
+        let hub = crate::hub::Hub::new();
+        let sse = Sse::from_subscription(hub.try_subscribe("t", crate::Resume::Live).unwrap());
+        let stream = stream::stream(connect().await.unwrap(), Box::pin(sse), &shared.stop, &shared.abort);
+        let (connection, stream) = (std::mem::size_of_val(&connection), std::mem::size_of_val(&stream));
+        eprintln!("connection future: {connection} B, of which streaming {stream} B");
+        assert!(connection <= 640 && stream <= 400, "{connection} B, {stream} B");
     }
 }

@@ -2,14 +2,15 @@
 //! of the stream as it comes (frames the hub already encoded and shares), with
 //! no buffer of the connection's own.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
-use std::pin::pin;
+use std::pin::{Pin, pin};
+use std::task::Poll;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-
+use bytes::{Buf, Bytes};
 use http::StatusCode;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use super::refusal::head;
 use crate::shutdown::Shutdown;
@@ -26,60 +27,84 @@ fn response_head() -> Vec<u8> {
 /// Streams `sse` on `tcp` until it ends, the client closes, a write fails (the
 /// kernel gave up on a stalled client), `stop` fires (the chunk being written
 /// is finished first, so the client gets whole events) or `abort` fires.
-pub(super) async fn stream<S: Source>(mut tcp: TcpStream, sse: Sse<S>, stop: &Shutdown, abort: &Shutdown) {
-    let mut sse = pin!(sse);
-    let head = response_head();
-    if write(&mut tcp, &head, abort).await.is_err() {
-        return;
-    }
-    drop(head);
-    loop {
-        let chunk = tokio::select! {
-            chunk = poll_fn(|cx| sse.as_mut().poll_body(cx)) => chunk,
-            () = client_gone(&tcp) => return,
-            () = stop.wait() => None,
-        };
-        let Some(chunk) = chunk else { break };
-        if write(&mut tcp, &chunk, abort).await.is_err() {
-            return;
+///
+/// One hand-written poll loop rather than a `select!` per chunk: an idle
+/// connection's task holds only the stream, the socket, the chunk being
+/// written and the two shutdown signals' waiters.
+///
+/// The stream comes boxed: moved into this future, it would take its room
+/// twice (as the argument and as the pinned local).
+pub(super) async fn stream<S: Source>(
+    mut tcp: TcpStream,
+    mut sse: Pin<Box<Sse<S>>>,
+    stop: &Shutdown,
+    abort: &Shutdown,
+) {
+    let mut stopping = pin!(stop.notified());
+    let mut aborting = pin!(abort.notified());
+    // The chunk being written: the response head first.
+    let mut out = Bytes::from(response_head());
+    let ended = poll_fn(|cx| {
+        loop {
+            if abort.is_triggered() || aborting.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(false);
+            }
+            while out.has_remaining() {
+                match Pin::new(&mut tcp).poll_write(cx, &out) {
+                    Poll::Ready(Ok(n)) if n > 0 => out.advance(n),
+                    Poll::Ready(_) => return Poll::Ready(false),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            if stop.is_triggered() || stopping.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(true);
+            }
+            match sse.as_mut().poll_body(cx) {
+                Poll::Ready(Some(chunk)) => {
+                    out = chunk;
+                    continue;
+                }
+                Poll::Ready(None) => return Poll::Ready(true),
+                Poll::Pending => {}
+            }
+            // Idle: watch for the client closing.
+            match tcp.poll_read_ready(cx) {
+                Poll::Ready(Ok(())) => {
+                    if !drain_input(&tcp) {
+                        return Poll::Ready(false);
+                    }
+                }
+                Poll::Ready(Err(_)) => return Poll::Ready(false),
+                Poll::Pending => return Poll::Pending,
+            }
         }
-    }
-    // The end of the body: the client sees a clean close and reconnects.
-    let _ = write_end(&mut tcp, abort).await;
-}
-
-/// Writes all of `bytes`, unless `abort` fires first.
-async fn write(tcp: &mut TcpStream, bytes: &[u8], abort: &Shutdown) -> io::Result<()> {
-    tokio::select! {
-        written = tcp.write_all(bytes) => written,
-        () = abort.wait() => Err(io::ErrorKind::Interrupted.into()),
+    })
+    .await;
+    if ended {
+        // The end of the body: the client sees a clean close and reconnects.
+        let _ = tcp.shutdown().await;
     }
 }
 
-/// Closes the sending side, unless `abort` fires first.
-async fn write_end(tcp: &mut TcpStream, abort: &Shutdown) -> io::Result<()> {
-    tokio::select! {
-        closed = tcp.shutdown() => closed,
-        () = abort.wait() => Err(io::ErrorKind::Interrupted.into()),
-    }
-}
-
-/// Completes when the client closed its side or the connection failed. A
-/// client has nothing more to send on an SSE connection: whatever it sends is
-/// read in small pieces and dropped, so no buffer is held for it.
-pub(super) async fn client_gone(tcp: &TcpStream) {
+/// Reads and drops what the client sent, in small pieces: `false` once it
+/// closed its side or the connection failed. (A client has nothing more to
+/// send on an SSE connection; nothing is kept of what it sends.)
+fn drain_input(tcp: &TcpStream) -> bool {
+    let mut scrap = [0u8; 64];
     loop {
-        if tcp.readable().await.is_err() {
-            return;
-        }
-        let mut scrap = [0u8; 64];
         match tcp.try_read(&mut scrap) {
-            Ok(0) => return,
+            Ok(0) => return false,
             Ok(_) => {}
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-            Err(_) => return,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
         }
     }
+}
+
+/// Completes when the client closed its side or the connection failed,
+/// dropping whatever it sends.
+pub(super) async fn client_gone(tcp: &TcpStream) {
+    while tcp.readable().await.is_ok() && drain_input(tcp) {}
 }
 
 #[cfg(test)]
