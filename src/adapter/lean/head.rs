@@ -109,7 +109,7 @@ pub(super) async fn read_head(
                 return Err(ReadFailure::Head(HeadError::TooLarge));
             }
             // At most one byte past the limit is read: enough to know it is over.
-            buf.resize((filled + STEP).min(max_len + 1), 0);
+            buf.resize((filled + STEP).min(max_len.saturating_add(1)), 0);
             let n = match tcp.read(&mut buf[filled..]).await {
                 Ok(0) | Err(_) => return Err(ReadFailure::Gone),
                 Ok(n) => n,
