@@ -76,6 +76,9 @@ async fn lean(
             })
         };
         Lean::new()
+            // The page's connection closes after it, so the page's `EventSource`
+            // comes to the front on a connection of its own.
+            .http_keep_alive(false)
             .head_timeout(args.header_timeout)
             .stall_timeout(args.stall_timeout)
             .drain(serve::DRAIN)

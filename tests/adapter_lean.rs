@@ -173,6 +173,26 @@ async fn other_requests_reach_the_router_on_one_kept_alive_connection() {
     front.stop().await;
 }
 
+/// Without HTTP keep-alive on handed connections, the router's answer closes
+/// its connection, so the client's next request (an `EventSource` after the
+/// page, say) comes to the front on a new one.
+#[tokio::test]
+async fn without_http_keep_alive_every_request_starts_at_the_front() {
+    let front = Front::start(lean().http_keep_alive(false), Hub::new());
+    let mut stream = within("connect", TcpStream::connect(front.addr)).await.expect("connect");
+    send_request(&mut stream, front.addr, "GET", "/hello", &[], b"").await;
+    let mut hello = read_response(stream).await;
+    assert_eq!(hello.header("connection"), Some("close"));
+    assert_eq!(hello.read_to_end().await, b"hello");
+    let mut stream = hello.into_stream();
+    assert!(read_until_closed(&mut stream).await.is_empty(), "closed after the answer");
+    let sse = request(front.addr, "GET", "/events/news", &[("cookie", SESSION)], b"").await;
+    sse.assert_sse_headers();
+    support::server::wait_subscribers(&front.hub, "news", 1).await;
+    drop(sse);
+    front.stop().await;
+}
+
 #[tokio::test]
 async fn a_slow_head_is_dropped_after_the_timeout() {
     let front = Front::start(lean(), Hub::new());

@@ -6,7 +6,6 @@ use std::error::Error as StdError;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use hyper::body::{Body, Incoming};
@@ -16,6 +15,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::Lean;
 use crate::shutdown::Shutdown;
 
 /// A socket whose first bytes to read are `prefix` (what the front read
@@ -64,15 +64,15 @@ impl AsyncWrite for Replay {
     }
 }
 
-/// Serves `tcp` with `service` over HTTP/1.1 (keep-alive and upgrades as hyper
-/// does them), starting with the bytes in `prefix`: until the client closes,
+/// Serves `tcp` with `service` over HTTP/1.1 (keep-alive, if `lean` says so,
+/// and upgrades as hyper does them), with `lean`'s head timeout, starting with the bytes in `prefix`: until the client closes,
 /// `stop` fires (the request in progress finishes, then the connection
 /// closes), or `abort` fires (closed at once).
 pub(super) async fn serve<S, B>(
     tcp: TcpStream,
     prefix: Vec<u8>,
     service: S,
-    head_timeout: Duration,
+    lean: &Lean,
     stop: &Shutdown,
     abort: &Shutdown,
 ) where
@@ -85,7 +85,7 @@ pub(super) async fn serve<S, B>(
 {
     let io = TokioIo::new(Replay { prefix: prefix.into(), tcp });
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(head_timeout);
+    builder.timer(TokioTimer::new()).header_read_timeout(lean.head_timeout).keep_alive(lean.http_keep_alive);
     let connection = builder.serve_connection(io, service).with_upgrades();
     let mut connection = std::pin::pin!(connection);
     // A client that goes away mid-response is not the server's error.

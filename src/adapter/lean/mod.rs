@@ -48,7 +48,8 @@
 //!
 //! A connection handed to the service stays the service's: an SSE request that
 //! comes on it later (a browser reuses kept-alive connections) is answered by
-//! the service. Keep your SSE route in your router too, as in the example.
+//! the service. Keep your SSE route in your router too, as in the example, or
+//! turn [`Lean::http_keep_alive`] off so that every request starts at the front.
 //!
 //! # Examples
 //!
@@ -154,6 +155,7 @@ pub struct Lean {
     head_timeout: Duration,
     stall_timeout: Option<Duration>,
     drain: Duration,
+    http_keep_alive: bool,
 }
 
 impl Default for Lean {
@@ -171,6 +173,7 @@ impl Lean {
             head_timeout: Duration::from_secs(10),
             stall_timeout: Some(Duration::from_secs(30)),
             drain: Duration::from_millis(500),
+            http_keep_alive: true,
         }
     }
 
@@ -196,6 +199,20 @@ impl Lean {
     /// they count such clients as stalled.
     pub fn stall_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.stall_timeout = timeout.filter(|t| !t.is_zero());
+        self
+    }
+
+    /// Whether a connection handed to the service stays open for its client's
+    /// next requests (hyper's HTTP/1.1 keep-alive; `true` by default).
+    ///
+    /// A browser sends an `EventSource` request on an idle kept-alive
+    /// connection of the same origin when it has one (the one that loaded the
+    /// page, say), and such a connection is the service's: that stream then goes
+    /// through the service, with hyper's buffers. With `false`, the service's
+    /// responses say `connection: close`, so every request starts at the front
+    /// and every stream is lean, at the cost of a connection per request.
+    pub fn http_keep_alive(mut self, keep_alive: bool) -> Self {
+        self.http_keep_alive = keep_alive;
         self
     }
 
@@ -355,7 +372,7 @@ where
         Next::Answer(bytes) => Box::pin(write_close(tcp, &bytes, abort)).await,
         Next::Handoff(bytes) => {
             let service = shared.service.clone();
-            Box::pin(handoff::serve(tcp, bytes, service, lean.head_timeout, stop, abort)).await;
+            Box::pin(handoff::serve(tcp, bytes, service, lean, stop, abort)).await;
         }
         Next::Close => {}
     }
