@@ -123,6 +123,27 @@ async fn streams_resume_and_keep_alive_for_an_authorized_client() {
     front.stop().await;
 }
 
+/// What a streaming client sends after its head is read and dropped (1 MiB
+/// here): the stream goes on, and the client's close is still seen.
+#[tokio::test]
+async fn input_after_the_head_is_dropped() {
+    let front = Front::start(lean(), Hub::new());
+    let mut stream = within("connect", TcpStream::connect(front.addr)).await.expect("connect");
+    send_request(&mut stream, front.addr, "GET", "/events/noisy", &[("cookie", SESSION)], b"").await;
+    let junk = vec![b'x'; 64 * 1024];
+    for _ in 0..16 {
+        within("junk", stream.write_all(&junk)).await.expect("the front reads what it is sent");
+    }
+    let mut sse = read_response(stream).await;
+    sse.assert_sse_headers();
+    support::server::wait_subscribers(&front.hub, "noisy", 1).await;
+    support::server::publish(&front.hub, "noisy", "heard");
+    assert_eq!(sse.next_event().await.data, "heard");
+    drop(sse);
+    support::server::wait_subscribers(&front.hub, "noisy", 0).await;
+    front.stop().await;
+}
+
 #[tokio::test]
 async fn authorization_refuses_before_any_subscription() {
     let front = Front::start(lean(), Hub::new());

@@ -69,11 +69,15 @@ pub(super) async fn stream<S: Source>(
             }
             // Idle: watch for the client closing.
             match tcp.poll_read_ready(cx) {
-                Poll::Ready(Ok(())) => {
-                    if !drain_input(&tcp) {
-                        return Poll::Ready(false);
+                Poll::Ready(Ok(())) => match drain_input(&tcp) {
+                    Input::Drained => {}
+                    Input::Closed => return Poll::Ready(false),
+                    // A client that keeps sending does not hold the thread.
+                    Input::More => {
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
                     }
-                }
+                },
                 Poll::Ready(Err(_)) => return Poll::Ready(false),
                 Poll::Pending => return Poll::Pending,
             }
@@ -86,25 +90,42 @@ pub(super) async fn stream<S: Source>(
     }
 }
 
-/// Reads and drops what the client sent, in small pieces: `false` once it
-/// closed its side or the connection failed. (A client has nothing more to
-/// send on an SSE connection; nothing is kept of what it sends.)
-fn drain_input(tcp: &TcpStream) -> bool {
+/// What [`drain_input`] found.
+enum Input {
+    /// Nothing more to read for now.
+    Drained,
+    /// The client closed its side, or the connection failed.
+    Closed,
+    /// More than one call reads is waiting.
+    More,
+}
+
+/// Reads and drops what the client sent, in small pieces, 1 KiB at most per
+/// call. (A client has nothing more to send on an SSE connection; nothing is
+/// kept of what it sends.)
+fn drain_input(tcp: &TcpStream) -> Input {
     let mut scrap = [0u8; 64];
-    loop {
+    for _ in 0..16 {
         match tcp.try_read(&mut scrap) {
-            Ok(0) => return false,
+            Ok(0) => return Input::Closed,
             Ok(_) => {}
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return true,
-            Err(_) => return false,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Input::Drained,
+            Err(_) => return Input::Closed,
         }
     }
+    Input::More
 }
 
 /// Completes when the client closed its side or the connection failed,
 /// dropping whatever it sends.
 pub(super) async fn client_gone(tcp: &TcpStream) {
-    while tcp.readable().await.is_ok() && drain_input(tcp) {}
+    while tcp.readable().await.is_ok() {
+        match drain_input(tcp) {
+            Input::Closed => return,
+            Input::Drained => {}
+            Input::More => tokio::task::yield_now().await,
+        }
+    }
 }
 
 #[cfg(test)]
