@@ -17,6 +17,7 @@ use common::{App, Refused};
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args = common::Args::from_env();
+    args.refuse_lean();
     let app = args.app().await?;
     let listener = args.bind()?;
     let shutdown = common::shutdown_signal(app.hub.clone());

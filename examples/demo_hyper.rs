@@ -27,6 +27,7 @@ type Body = UnsyncBoxBody<Bytes, BoxError>;
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args = common::Args::from_env();
+    args.refuse_lean();
     let app = args.app().await?;
     let listener = tokio::net::TcpListener::from_std(args.bind()?)?;
     let shutdown = common::shutdown_signal(app.hub.clone());

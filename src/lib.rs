@@ -15,6 +15,9 @@ mod shutdown;
 mod sse;
 mod wire;
 
+#[cfg(feature = "lean")]
+#[cfg_attr(docsrs, doc(cfg(feature = "lean")))]
+pub use adapter::lean;
 // Inlined: each type is listed on the front page, not only as a `pub use` line.
 #[cfg(all(any(unix, windows), any(feature = "hyper", feature = "actix")))]
 pub use adapter::set_stall_timeout;

@@ -350,6 +350,13 @@ async fn hyper_events_arrive_in_order() {
     with_browser(async |browser| events_arrive_in_order(browser, DemoApp::Hyper).await).await;
 }
 
+/// The axum demo with `--lean`: the stream through ssekit's lean front (a body
+/// that ends with its connection), the page and `/publish` through axum.
+#[tokio::test(flavor = "multi_thread")]
+async fn lean_events_arrive_in_order() {
+    with_browser(async |browser| events_arrive_in_order(browser, DemoApp::Lean).await).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn axum_reconnects_resume_without_gaps() {
     with_browser(async |browser| reconnects_resume_without_gaps(browser, DemoApp::Axum).await).await;
@@ -363,6 +370,11 @@ async fn actix_reconnects_resume_without_gaps() {
 #[tokio::test(flavor = "multi_thread")]
 async fn hyper_reconnects_resume_without_gaps() {
     with_browser(async |browser| reconnects_resume_without_gaps(browser, DemoApp::Hyper).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lean_reconnects_resume_without_gaps() {
+    with_browser(async |browser| reconnects_resume_without_gaps(browser, DemoApp::Lean).await).await;
 }
 
 /// The server restarts with a new hub (a new epoch) on the same port: on

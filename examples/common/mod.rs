@@ -47,6 +47,9 @@ pub(crate) struct Args {
     /// Topics held at most (the least recently used without subscribers
     /// gives its place to a new one).
     pub(crate) max_topics: usize,
+    /// Serve `/events` through ssekit's lean front, the rest through the
+    /// framework on the same port (the axum demo, with the `lean` feature).
+    pub(crate) lean: bool,
 }
 
 impl Default for Args {
@@ -64,13 +67,14 @@ impl Default for Args {
             header_timeout: Duration::from_secs(10),
             stall_timeout: Some(Duration::from_secs(30)),
             max_topics: 10_000,
+            lean: false,
         }
     }
 }
 
 const USAGE: &str = "usage: [--port N] [--history N] [--keep-alive SECS] [--retry MS] [--max-lifetime SECS] \
                      [--redis URL | --redis-sentinel HOST:PORT[,HOST:PORT…] --redis-master NAME \
-                     | --redis-cluster HOST:PORT[,HOST:PORT…]] [--header-timeout SECS] [--stall-timeout SECS (0: never)] [--max-topics N]";
+                     | --redis-cluster HOST:PORT[,HOST:PORT…]] [--header-timeout SECS] [--stall-timeout SECS (0: never)] [--max-topics N] [--lean]";
 
 impl Args {
     /// The process's flags; prints the problem and exits with code 2 when they are wrong.
@@ -109,6 +113,7 @@ impl Args {
                 "--redis-cluster" => args.redis_cluster = list(&flag, flags.next())?,
                 "--header-timeout" => args.header_timeout = Duration::from_secs(value(&flag, flags.next())?),
                 "--max-topics" => args.max_topics = value(&flag, flags.next())?,
+                "--lean" => args.lean = true,
                 "--stall-timeout" => {
                     args.stall_timeout =
                         Some(Duration::from_secs(value(&flag, flags.next())?)).filter(|t| !t.is_zero());
@@ -128,6 +133,16 @@ impl Args {
             return Err("--redis-sentinel and --redis-master go together".into());
         }
         Ok(args)
+    }
+
+    /// Exits with code 2 when `--lean` was given to a demo that has no lean
+    /// path (only the axum demo serves through it).
+    #[allow(dead_code)] // Not called by the axum demo.
+    pub(crate) fn refuse_lean(&self) {
+        if self.lean {
+            eprintln!("error: --lean: only the axum demo (examples/demo.rs) serves through the lean front\n{USAGE}");
+            std::process::exit(2);
+        }
     }
 
     /// The Redis backplane's settings, if a flag asks for one.

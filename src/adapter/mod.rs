@@ -11,6 +11,9 @@ mod actix;
 mod axum;
 #[cfg(feature = "hyper")]
 mod hyper;
+#[cfg(feature = "lean")]
+#[cfg_attr(docsrs, doc(cfg(feature = "lean")))]
+pub mod lean;
 #[cfg(all(any(unix, windows), any(feature = "hyper", feature = "actix")))]
 mod tcp;
 
@@ -19,7 +22,7 @@ pub use tcp::set_stall_timeout;
 
 #[cfg(any(feature = "axum", feature = "actix"))]
 use crate::hub::SubscribeError;
-#[cfg(any(feature = "axum", feature = "actix"))]
+#[cfg(any(feature = "axum", feature = "actix", feature = "lean"))]
 use crate::sse::{Events, NoEvents, Sse, SseConfig};
 
 /// The answer to a refused subscription: a [`Sse::try_later`]-like stream when
@@ -28,7 +31,15 @@ use crate::sse::{Events, NoEvents, Sse, SseConfig};
 /// client should not retry.
 #[cfg(any(feature = "axum", feature = "actix"))]
 fn try_later(error: &SubscribeError) -> Option<Sse<Events<NoEvents>>> {
+    error.is_temporary().then(later)
+}
+
+/// "Come back later" as `EventSource` understands it: a stream with a retry
+/// hint of 2 to 5 s (spread so that the clients of a restarting server do not
+/// all come back at once) that ends at once.
+#[cfg(any(feature = "axum", feature = "actix", feature = "lean"))]
+fn later() -> Sse<Events<NoEvents>> {
     use std::time::Duration;
     let config = SseConfig::new().retry(Duration::from_secs(2)).retry_jitter(Duration::from_secs(3));
-    error.is_temporary().then(|| Sse::new(NoEvents).with_config(config))
+    Sse::new(NoEvents).with_config(config)
 }

@@ -203,10 +203,16 @@ pub(crate) async fn check_shutdown(demo: Demo) {
 /// dropped once the head timeout has passed (the demo may answer `408` first),
 /// long before its head would be complete.
 pub(crate) async fn check_slow_head_dropped(demo: &Demo) {
+    check_slow_head_dropped_at(demo.addr).await;
+}
+
+/// [`check_slow_head_dropped`] against a server at `addr` with a head timeout
+/// of at most 1 s.
+pub(crate) async fn check_slow_head_dropped_at(addr: SocketAddr) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let head = format!("GET /health HTTP/1.1\r\nHost: x\r\nX-Padding: {}\r\n\r\n", "a".repeat(200));
-    let mut stream = within("connect", tokio::net::TcpStream::connect(demo.addr)).await.expect("connect");
+    let mut stream = within("connect", tokio::net::TcpStream::connect(addr)).await.expect("connect");
     let mut sent = 0;
     let mut answer = Vec::new();
     // 5 bytes a second: the whole head would take over 40 s.

@@ -250,6 +250,13 @@ impl Response {
         }
     }
 
+    /// The connection, to send another request on once the body was read (a
+    /// kept-alive connection); asserts that nothing beyond the body came.
+    pub(crate) fn into_stream(self) -> TcpStream {
+        assert!(self.raw.is_empty(), "bytes after the response: {:?}", self.raw);
+        self.stream
+    }
+
     /// The whole body.
     pub(crate) async fn read_to_end(&mut self) -> Vec<u8> {
         while self.fill().await {}

@@ -30,6 +30,8 @@ pub(crate) enum DemoApp {
     Axum,
     Actix,
     Hyper,
+    /// The axum demo with `--lean`: SSE through ssekit's lean front.
+    Lean,
     Progress,
 }
 
@@ -40,6 +42,7 @@ impl DemoApp {
             Self::Axum => "axum",
             Self::Actix => "actix",
             Self::Hyper => "hyper",
+            Self::Lean => "lean",
             Self::Progress => "progress",
         }
     }
@@ -50,6 +53,7 @@ impl DemoApp {
             Self::Axum => ("demo", "axum"),
             Self::Actix => ("demo_actix", "actix"),
             Self::Hyper => ("demo_hyper", "hyper"),
+            Self::Lean => ("demo", "axum,lean"),
             Self::Progress => ("progress", "axum"),
         }
     }
@@ -94,6 +98,7 @@ impl Demo {
         let binary = app.binary();
         let mut child = Command::new(&binary)
             .args(["--port", &port.to_string()])
+            .args(if app == DemoApp::Lean { &["--lean"][..] } else { &[] })
             .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

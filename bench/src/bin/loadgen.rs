@@ -15,7 +15,7 @@
 //!
 //! ```text
 //! loadgen [--servers a,b] [--scenarios a,b,c,d,e,f] [--scale F] [--runs N] [--quick]
-//!         [--out FILE] [--bin-dir DIR] [--no-pin]
+//!         [--out FILE] [--bin-dir DIR] [--no-pin] [--source-addrs N (1 to 254)]
 //! loadgen --chart RESULTS.json OUT_DIR     SVG charts of a results file
 //! loadgen --report RESULTS.json            Markdown tables of a results file
 //! ```
@@ -38,14 +38,16 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
 /// The servers: name, binary in the profile directory (the demos are examples
-/// of the root package, the others binaries of this one).
-const SERVERS: &[(&str, &str)] = &[
-    ("ssekit-axum", "examples/demo"),
-    ("ssekit-actix", "examples/demo_actix"),
-    ("ssekit-hyper", "examples/demo_hyper"),
-    ("axum-broadcast", "peer_axum_broadcast"),
-    ("actix-broadcaster", "peer_actix_broadcaster"),
-    ("raw-tcp", "peer_raw_tcp"),
+/// of the root package, the others binaries of this one), and flags of its own.
+const SERVERS: &[(&str, &str, &[&str])] = &[
+    ("ssekit-axum", "examples/demo", &[]),
+    // The axum demo with SSE through ssekit's lean front (feature `lean`).
+    ("ssekit-lean", "examples/demo", &["--lean"]),
+    ("ssekit-actix", "examples/demo_actix", &[]),
+    ("ssekit-hyper", "examples/demo_hyper", &[]),
+    ("axum-broadcast", "peer_axum_broadcast", &[]),
+    ("actix-broadcaster", "peer_actix_broadcaster", &[]),
+    ("raw-tcp", "peer_raw_tcp", &[]),
 ];
 
 /// Events kept per topic by every server (`--history`).
@@ -152,11 +154,14 @@ struct Opts {
     out: PathBuf,
     bin_dir: PathBuf,
     pin: bool,
+    /// Loopback source addresses the connections are spread over
+    /// (127.0.0.1, .2, …): past ~28 000 connections one address runs out of ports.
+    sources: usize,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: loadgen [--servers a,b] [--scenarios a,b,c,d,e,f] [--scale F] [--runs N] [--quick] [--out FILE] [--bin-dir DIR] [--no-pin]\n       loadgen --chart RESULTS.json OUT_DIR\n       loadgen --report RESULTS.json\nservers: {}",
+        "usage: loadgen [--servers a,b] [--scenarios a,b,c,d,e,f] [--scale F] [--runs N] [--quick] [--out FILE] [--bin-dir DIR] [--no-pin] [--source-addrs N]\n       loadgen --chart RESULTS.json OUT_DIR\n       loadgen --report RESULTS.json\nservers: {}",
         SERVERS.iter().map(|s| s.0).collect::<Vec<_>>().join(", ")
     );
     std::process::exit(2)
@@ -171,6 +176,7 @@ fn parse_opts() -> Opts {
         out: PathBuf::from("target/bench/results.json"),
         bin_dir: profile_dir(),
         pin: true,
+        sources: 1,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -183,6 +189,9 @@ fn parse_opts() -> Opts {
             "--out" => opts.out = value().into(),
             "--bin-dir" => opts.bin_dir = value().into(),
             "--no-pin" => opts.pin = false,
+            "--source-addrs" => {
+                opts.sources = value().parse().ok().filter(|n| (1..=254).contains(n)).unwrap_or_else(|| usage())
+            }
             "--quick" => opts.scale = 0.05,
             "--chart" => {
                 let (results, dir) = (value(), value());
@@ -221,7 +230,8 @@ fn main() {
             let Some(scenario) = SCENARIOS.iter().find(|s| s.name == name) else { usage() };
             let scenario = scenario.scaled(opts.scale);
             for server in &opts.servers {
-                let binary = SERVERS.iter().find(|s| s.0 == server).map(|s| opts.bin_dir.join(s.1)).unwrap_or_default();
+                let Some(&(_, binary, flags)) = SERVERS.iter().find(|s| s.0 == server) else { usage() };
+                let binary = opts.bin_dir.join(binary);
                 if !binary.exists() {
                     eprintln!("skip {server}: {} not built", binary.display());
                     continue;
@@ -230,7 +240,7 @@ fn main() {
                     "run {run} scenario {} ({} conns, {} events x {} B, rate {}, {} stalled) on {server}",
                     scenario.name, scenario.conns, scenario.events, scenario.size, scenario.rate, scenario.stalled
                 );
-                let result = match runtime.block_on(measure(server, &binary, scenario, opts.pin)) {
+                let result = match runtime.block_on(measure(server, &binary, flags, scenario, &opts)) {
                     Ok(mut result) => {
                         result["run"] = json!(run);
                         result
@@ -430,9 +440,16 @@ struct ConnStats {
 
 /// One connection to `GET /events`: reads until stopped (or, when `stalled`,
 /// reads nothing until told to drain, then reads until 2 s of silence).
-async fn subscriber(addr: SocketAddr, path: Arc<str>, stalled: bool, expected: u64, shared: Arc<Shared>) -> ConnStats {
+async fn subscriber(
+    addr: SocketAddr,
+    source: Option<std::net::Ipv4Addr>,
+    path: Arc<str>,
+    stalled: bool,
+    expected: u64,
+    shared: Arc<Shared>,
+) -> ConnStats {
     let mut stats = ConnStats::default();
-    if let Err(err) = subscribe(addr, &path, stalled, expected, &shared, &mut stats).await {
+    if let Err(err) = subscribe(addr, source, &path, stalled, expected, &shared, &mut stats).await {
         stats.error = Some(err);
     }
     stats
@@ -440,6 +457,7 @@ async fn subscriber(addr: SocketAddr, path: Arc<str>, stalled: bool, expected: u
 
 async fn subscribe(
     addr: SocketAddr,
+    source: Option<std::net::Ipv4Addr>,
     path: &str,
     stalled: bool,
     expected: u64,
@@ -448,6 +466,9 @@ async fn subscribe(
 ) -> Result<(), String> {
     let permit = shared.connect_permits.acquire().await.map_err(|e| e.to_string())?;
     let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
+    if let Some(source) = source {
+        socket.bind(SocketAddr::from((source, 0))).map_err(|e| format!("bind {source}: {e}"))?;
+    }
     if stalled {
         let _ = socket.set_recv_buffer_size(STALLED_RCVBUF);
     }
@@ -541,9 +562,16 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-async fn measure(server_name: &str, binary: &Path, scenario: Scenario, pin: bool) -> Result<Value, String> {
-    let args = ["--history".to_owned(), HISTORY.to_string(), "--keep-alive".to_owned(), "15".to_owned()];
-    let server = Server::start(binary, &args, pin.then_some(0))?;
+async fn measure(
+    server_name: &str,
+    binary: &Path,
+    flags: &[&str],
+    scenario: Scenario,
+    opts: &Opts,
+) -> Result<Value, String> {
+    let mut args = vec!["--history".to_owned(), HISTORY.to_string(), "--keep-alive".to_owned(), "15".to_owned()];
+    args.extend(flags.iter().map(|flag| (*flag).to_owned()));
+    let server = Server::start(binary, &args, opts.pin.then_some(0))?;
     let addr = server.addr();
     let pid = server.pid();
     let total = scenario.conns;
@@ -569,7 +597,9 @@ async fn measure(server_name: &str, binary: &Path, scenario: Scenario, pin: bool
         .into();
     for i in 0..total {
         let stalled = i < scenario.stalled;
-        let subscriber = subscriber(addr, Arc::clone(&path), stalled, scenario.events, Arc::clone(&shared));
+        // Each loopback source address has its own ~28 000 ephemeral ports.
+        let source = (opts.sources > 1).then(|| std::net::Ipv4Addr::new(127, 0, 0, 1 + (i % opts.sources) as u8));
+        let subscriber = subscriber(addr, source, Arc::clone(&path), stalled, scenario.events, Arc::clone(&shared));
         tasks.push((stalled, tokio::spawn(subscriber)));
     }
     // Every connection has its response head; then wait until the server counts them all.
@@ -900,7 +930,7 @@ fn chart(results: &Path, dir: &Path) {
                 .iter()
                 .filter_map(|s| values.get(&(scenario.clone(), s.0.to_owned())).map(|v| mean(v)))
                 .fold(0.0f64, f64::max);
-            for (i, (server, _)) in SERVERS.iter().enumerate() {
+            for (i, (server, _, _)) in SERVERS.iter().enumerate() {
                 let Some(v) = values.get(&(scenario.clone(), (*server).to_owned())).map(|v| mean(v)) else {
                     continue;
                 };
