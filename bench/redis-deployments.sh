@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-5}
 dir=$(mktemp -d)
-trap 'pkill -f "redis-(server|sentinel) .*:17[0-9][0-9][0-9]" 2>/dev/null || true; pkill -f "port 17[0-9][0-9][0-9]" 2>/dev/null || true; rm -rf "$dir"' EXIT
+trap 'pkill -f "redis-(server|sentinel) .*:17[0-9][0-9][0-9]" 2>/dev/null || true; sleep 1; rm -rf "$dir"' EXIT
 cargo build -q --release -p ssekit-bench --features redis --bin redis_deployments
 run() { target/release/redis_deployments "$@"; }
 server() { # port, extra args…
