@@ -114,7 +114,7 @@ impl Status {
         let error = error.to_string();
         if let Some(link) = self.links().get_mut(index) {
             link.connected = false;
-            *link = link.clone().with_last_error(error.clone(), SystemTime::now());
+            (link.last_error, link.last_error_at) = (Some(error.clone()), Some(SystemTime::now()));
         }
         self.error(error);
     }

@@ -12,22 +12,10 @@ use ssekit::{Decoder, Event, Hub, RedisConfig, Resume};
 use tokio::time::timeout;
 
 use super::support::redis_servers::{MASTER, Sentinels};
-use super::{data, node_on, resume, take};
+use super::{data, node_on, publish_eventually, resume, take};
 
 fn sentinel_config(redis: &Sentinels) -> RedisConfig {
     RedisConfig::sentinel(redis.addresses(), MASTER)
-}
-
-/// Publishes `data`, retrying (bounded) while the nodes look for the new primary.
-async fn publish_eventually(hub: &Hub, topic: &str, data: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match hub.publish(topic, Event::new().data(data)).await {
-            Ok(id) => return id.to_string(),
-            Err(err) => assert!(Instant::now() < deadline, "publishing never recovered: {err:?}"),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// A failover with nothing in flight loses nothing: readers go on without a
@@ -342,14 +330,7 @@ async fn a_primary_demoted_and_promoted_again_never_gives_an_id_twice() {
     });
     assert_eq!(cli(first.port, &["REPLICAOF", "NO", "ONE"]), "OK");
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let id = loop {
-        match a.publish("news", Event::new().data("new4")).await {
-            Ok(id) => break id.to_string(),
-            Err(err) => assert!(std::time::Instant::now() < deadline, "{err:?}"),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let id = publish_eventually(&a, "news", "new4").await;
     assert!(!read.iter().any(|e| e.last_event_id == id), "{id} was given to an event read before");
     let next = take(&mut reader, &mut decoder, 1).await;
     assert_eq!(next[0].event, "reset", "the reader read events the store lost: {next:?}");

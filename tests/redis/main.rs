@@ -12,10 +12,10 @@ mod cluster;
 mod failover;
 mod one_server;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use ssekit::{Decoder, Hub, LastEventId, MessageEvent, RedisBackplane, RedisConfig, Resume, Subscription};
+use ssekit::{Decoder, Event, Hub, LastEventId, MessageEvent, RedisBackplane, RedisConfig, Resume, Subscription};
 use support::redis_servers::RedisServer;
 use tokio::time::timeout;
 
@@ -31,6 +31,19 @@ async fn node_on(config: RedisConfig, history: usize) -> Hub {
     let config = config.timeout(Duration::from_secs(2)).resync_interval(Duration::from_millis(300));
     let redis = RedisBackplane::connect(config).await.unwrap();
     Hub::builder().history(history).backplane(redis).build()
+}
+
+/// Publishes `data`, retrying (bounded) while the nodes find Redis again (a
+/// new primary, a primary back); its id.
+pub(crate) async fn publish_eventually(hub: &Hub, topic: &str, data: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match hub.publish(topic, Event::new().data(data)).await {
+            Ok(id) => return id.to_string(),
+            Err(err) => assert!(Instant::now() < deadline, "publishing never recovered: {err:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Reads decoded events until `count` arrived.
