@@ -54,6 +54,47 @@ pub(crate) enum Step {
     Idle,
 }
 
+/// A subscription's cursors: one inline for a stream of one topic (most
+/// streams, and what every idle connection holds), else boxed.
+#[derive(Debug)]
+pub(crate) enum Cursors {
+    One(Cursor),
+    Several(Box<[Cursor]>),
+}
+
+impl From<Vec<Cursor>> for Cursors {
+    fn from(mut cursors: Vec<Cursor>) -> Self {
+        match cursors.pop() {
+            Some(one) if cursors.is_empty() => Self::One(one),
+            Some(last) => {
+                cursors.push(last);
+                Self::Several(cursors.into_boxed_slice())
+            }
+            None => Self::Several(Box::default()),
+        }
+    }
+}
+
+impl std::ops::Deref for Cursors {
+    type Target = [Cursor];
+
+    fn deref(&self) -> &[Cursor] {
+        match self {
+            Self::One(cursor) => std::slice::from_ref(cursor),
+            Self::Several(cursors) => cursors,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Cursors {
+    fn deref_mut(&mut self) -> &mut [Cursor] {
+        match self {
+            Self::One(cursor) => std::slice::from_mut(cursor),
+            Self::Several(cursors) => cursors,
+        }
+    }
+}
+
 /// One topic's position of a subscription.
 #[derive(Debug)]
 pub(crate) struct Cursor {

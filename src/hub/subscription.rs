@@ -12,7 +12,7 @@ use futures_core::Stream;
 
 use super::Shared;
 use super::compound_id;
-use super::cursor::{Begin, Cursor, Start, Step};
+use super::cursor::{Begin, Cursor, Cursors, Start, Step};
 use super::error::SubscribeError;
 use super::event_id::EventId;
 use super::log::MAX_BATCH;
@@ -68,7 +68,7 @@ pin_project_lite::pin_project! {
     /// ```
     pub struct Subscription {
         hub: Arc<Shared>,
-        cursors: Box<[Cursor]>,
+        cursors: Cursors,
         // What only a stream of several topics needs (`None` for one topic).
         several: Option<Box<Several>>,
         // A chunk to send before anything else: a `reset` frame, the hub's final
@@ -76,7 +76,9 @@ pin_project_lite::pin_project! {
         pending: Option<Bytes>,
         // Why the stream ended, once it has (counted then).
         end: Option<Disconnect>,
-        on_close: Option<Box<dyn FnOnce() + Send + Sync>>,
+        // Boxed twice: few subscriptions have one, and the others carry a
+        // thin pointer.
+        on_close: Option<Box<OnClose>>,
     }
 
     impl PinnedDrop for Subscription {
@@ -93,11 +95,14 @@ pin_project_lite::pin_project! {
                 leave(this.hub, &cursor.topic);
             }
             if let Some(on_close) = this.on_close.take() {
-                on_close();
+                (on_close.0)();
             }
         }
     }
 }
+
+/// What a subscription runs when dropped ([`Subscription::on_close`]).
+struct OnClose(Box<dyn FnOnce() + Send + Sync>);
 
 /// The largest event body of a stream of several topics that is copied into
 /// one chunk with the stream's id line, rather than sent as is and followed by
@@ -161,7 +166,12 @@ impl Subscription {
         hub.counters.subscribers.fetch_add(1, Relaxed);
         let mut subscription = Self {
             several: (topics.len() > 1).then(Box::default),
-            cursors: topics.into_iter().enumerate().map(|(index, topic)| Cursor::new(topic, start(index))).collect(),
+            cursors: topics
+                .into_iter()
+                .enumerate()
+                .map(|(index, topic)| Cursor::new(topic, start(index)))
+                .collect::<Vec<_>>()
+                .into(),
             hub,
             pending: None,
             end: None,
@@ -273,7 +283,7 @@ impl Subscription {
     }
 
     pub(crate) fn set_on_close(&mut self, on_close: Box<dyn FnOnce() + Send + Sync>) {
-        self.on_close = Some(on_close);
+        self.on_close = Some(Box::new(OnClose(on_close)));
     }
 
     /// The topic followed (the first one, for several topics).

@@ -14,6 +14,7 @@
 //!
 //! This layer imports the wire format and the hub, never the adapters.
 
+mod clock;
 mod config;
 mod source;
 
@@ -26,8 +27,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_core::Stream;
 use tokio::sync::futures::OwnedNotified;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
+use clock::{Alarm, Millis};
 pub use config::SseConfig;
 pub use source::{Events, IntoFrame, NoEvents, Source};
 
@@ -71,28 +73,33 @@ pin_project_lite::pin_project! {
     pub struct Sse<S: Source> {
         #[pin]
         source: S,
-        config: SseConfig,
-        started: bool,
-        done: bool,
-        last_write: Option<Instant>,
+        // Of its `SseConfig`, what a started stream still reads (the retry hint
+        // and the lifetime are settled by `with_config`): every idle connection
+        // holds one of these, so it keeps no more than it uses.
+        keep_alive: Millis,
+        stall_timeout: Millis,
+        // The retry hint to send first, its jitter drawn; taken by the first poll.
+        retry: Millis,
+        // When the lifetime ends (`None`: never).
         end_at: Option<Instant>,
-        timer: Option<Pin<Box<Sleep>>>,
-        // The waker the timer was last polled with: while it holds and the timer
-        // is armed early enough, an idle poll need not touch the timer (nor the
+        // When the stream last wrote; `None` until its first poll, which sends
+        // the response head.
+        last_write: Option<Instant>,
+        done: bool,
+        // Wakes the stream for its keep-alive or the end of its lifetime.
+        alarm: Alarm,
+        // The waker the alarm was last set with: while it holds and the alarm
+        // is set early enough, an idle poll need not touch the alarm (nor the
         // clock).
-        timer_waker: Option<Waker>,
-        shutdown: Option<(Shutdown, Pin<Box<OwnedNotified>>)>,
-        on_error: Option<Box<dyn FnMut(BoxError) + Send + Sync>>,
-        // A comment this long after each write that nothing else follows (see
-        // `Sse::probe_writes`), and how many are still due.
-        probe: Option<Duration>,
-        probes_due: u8,
+        alarm_waker: Option<Waker>,
+        // What few streams use, boxed so that the others do not carry it.
+        extras: Option<Box<Extras>>,
     }
 
     impl<S: Source> PinnedDrop for Sse<S> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if *this.done || !stalled(this.config, *this.last_write, || this.source.behind()) {
+            if *this.done || !stalled(this.stall_timeout.get(), this.keep_alive.get(), *this.last_write, || this.source.behind()) {
                 return;
             }
             this.source.stalled();
@@ -106,13 +113,30 @@ pin_project_lite::pin_project! {
 /// comment was overdue by that much. (Half: the server's own buffers for the
 /// connection go on taking chunks for a while after its client stopped, and the
 /// kernel counts the timeout from then.)
-fn stalled(config: &SseConfig, last_write: Option<Instant>, behind: impl FnOnce() -> bool) -> bool {
-    let (Some(timeout), Some(last_write)) = (config.stall_timeout, last_write) else {
+fn stalled(
+    stall_timeout: Option<Duration>,
+    keep_alive: Option<Duration>,
+    last_write: Option<Instant>,
+    behind: impl FnOnce() -> bool,
+) -> bool {
+    let (Some(timeout), Some(last_write)) = (stall_timeout, last_write) else {
         return false;
     };
     let (quiet, least) = (last_write.elapsed(), timeout / 2);
-    let overdue = config.keep_alive.is_some_and(|interval| quiet >= interval.saturating_add(least));
+    let overdue = keep_alive.is_some_and(|interval| quiet >= interval.saturating_add(least));
     quiet >= least && (overdue || behind())
+}
+
+/// What few streams use: a shutdown signal of their own, an error callback,
+/// and the probe comments of the actix adapter.
+#[derive(Default)]
+struct Extras {
+    shutdown: Option<(Shutdown, Pin<Box<OwnedNotified>>)>,
+    on_error: Option<Box<dyn FnMut(BoxError) + Send + Sync>>,
+    // A comment this long after each write that nothing else follows (see
+    // `Sse::probe_writes`), and how many are still due.
+    probe: Option<Duration>,
+    probes_due: u8,
 }
 
 impl<S> Sse<Events<S>>
@@ -245,20 +269,24 @@ impl Sse<Subscription> {
 
 impl<S: Source> Sse<S> {
     fn from_source(source: S) -> Self {
+        let config = SseConfig::new();
         Self {
             source,
-            config: SseConfig::new(),
-            started: false,
-            done: false,
-            last_write: None,
+            keep_alive: Millis::interval(config.keep_alive),
+            stall_timeout: Millis::interval(config.stall_timeout),
+            retry: Millis::hint(None),
             end_at: None,
-            timer: None,
-            timer_waker: None,
-            shutdown: None,
-            on_error: None,
-            probe: None,
-            probes_due: 0,
+            last_write: None,
+            done: false,
+            alarm: Alarm::default(),
+            alarm_waker: None,
+            extras: None,
         }
+        .with_config(config)
+    }
+
+    fn extras(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Box::default)
     }
 
     /// Calls `on_error` with the error that ends a stream served as a response
@@ -274,7 +302,7 @@ impl<S: Source> Sse<S> {
     /// let sse = Sse::new(events).on_error(|err| eprintln!("event stream failed: {err}"));
     /// ```
     pub fn on_error(mut self, on_error: impl FnMut(BoxError) + Send + Sync + 'static) -> Self {
-        self.on_error = Some(Box::new(on_error));
+        self.extras().on_error = Some(Box::new(on_error));
         self
     }
 
@@ -287,7 +315,7 @@ impl<S: Source> Sse<S> {
         let mut this = self;
         match this.as_mut().poll_next(cx) {
             Poll::Ready(Some(Err(error))) => {
-                match this.as_mut().project().on_error {
+                match this.as_mut().project().extras.as_mut().and_then(|extras| extras.on_error.as_mut()) {
                     Some(on_error) => on_error(error),
                     None => tracing::warn!(error = %error, "ssekit: an SSE stream's source failed; the stream ends"),
                 }
@@ -300,12 +328,24 @@ impl<S: Source> Sse<S> {
         }
     }
 
-    /// Replaces the keep-alive, retry and lifetime settings.
+    /// Replaces the keep-alive, retry and lifetime settings. (Once the stream
+    /// has started, only the keep-alive and the stall timeout still apply.)
     pub fn with_config(mut self, config: SseConfig) -> Self {
-        self.config = config;
-        // An armed timer may be later than the new settings want: the next idle
+        self.keep_alive = Millis::interval(config.keep_alive);
+        self.stall_timeout = Millis::interval(config.stall_timeout);
+        if self.last_write.is_none() {
+            self.retry = Millis::hint(
+                config.retry.map(|retry| retry.saturating_add(crate::random::jitter(config.retry_jitter))),
+            );
+            // The lifetime counts from now; one past what an `Instant` holds is
+            // no limit.
+            self.end_at = config.max_lifetime.and_then(|(life, jitter)| {
+                Instant::now().checked_add(life.saturating_add(crate::random::jitter(jitter)))
+            });
+        }
+        // A set alarm may be later than the new settings want: the next idle
         // poll checks it again.
-        self.timer_waker = None;
+        self.alarm_waker = None;
         self
     }
 
@@ -320,7 +360,7 @@ impl<S: Source> Sse<S> {
     /// ```
     pub fn with_shutdown(mut self, shutdown: Shutdown) -> Self {
         let notified = Box::pin(shutdown.notified());
-        self.shutdown = Some((shutdown, notified));
+        self.extras().shutdown = Some((shutdown, notified));
         self
     }
 
@@ -334,7 +374,7 @@ impl<S: Source> Sse<S> {
     /// `after`, not after the next keep-alive.)
     #[cfg(feature = "actix")]
     pub(crate) fn probe_writes(&mut self, after: Duration) {
-        self.probe = Some(after);
+        self.extras().probe = Some(after);
     }
 
     /// The source: the hub subscription or the event stream.
@@ -353,23 +393,17 @@ impl<S: Source> Stream for Sse<S> {
             // stream goes out last: it must not be lost.
             return Poll::Ready(this.source.take_held().map(Ok));
         }
-        if !*this.started {
-            let now = Instant::now();
-            *this.started = true;
+        if this.last_write.is_none() {
             // The response head went out with this first poll.
-            *this.probes_due = if this.probe.is_some() { 2 } else { 0 };
-            *this.last_write = Some(now);
-            // A lifetime past what an `Instant` holds is no limit.
-            *this.end_at = this
-                .config
-                .max_lifetime
-                .and_then(|(life, jitter)| now.checked_add(life.saturating_add(crate::random::jitter(jitter))));
-            if let Some(retry) = this.config.retry {
-                let retry = retry.saturating_add(crate::random::jitter(this.config.retry_jitter));
+            *this.last_write = Some(Instant::now());
+            if let Some(extras) = this.extras.as_mut() {
+                extras.probes_due = if extras.probe.is_some() { 2 } else { 0 };
+            }
+            if let Some(retry) = this.retry.take() {
                 return Poll::Ready(Some(Ok(retry_frame(retry))));
             }
         }
-        if let Some((shutdown, notified)) = this.shutdown {
+        if let Some((shutdown, notified)) = this.extras.as_mut().and_then(|extras| extras.shutdown.as_mut()) {
             if shutdown.is_triggered() || notified.as_mut().poll(cx).is_ready() {
                 *this.done = true;
                 return Poll::Ready(this.source.take_held().map(Ok));
@@ -380,10 +414,10 @@ impl<S: Source> Stream for Sse<S> {
                 // The clock is read once per chunk written, and not when idle.
                 let now = Instant::now();
                 *this.last_write = Some(now);
-                if this.probe.is_some() {
-                    *this.probes_due = 1;
-                    // The next comment is due sooner than the timer is set for.
-                    *this.timer_waker = None;
+                if let Some(extras) = this.extras.as_mut().filter(|extras| extras.probe.is_some()) {
+                    extras.probes_due = 1;
+                    // The next comment is due sooner than the alarm is set for.
+                    *this.alarm_waker = None;
                 }
                 // A source that is always ready must not outlive the lifetime:
                 // this chunk is the last (but for a frame the source holds).
@@ -403,73 +437,52 @@ impl<S: Source> Stream for Sse<S> {
             }
             Poll::Pending => {}
         }
-        // Idle: wait for the next keep-alive or the end of the lifetime. The timer
+        // Idle: wait for the next keep-alive or the end of the lifetime. The alarm
         // is moved only when it fires, not on every write.
         // The interval after which a comment is due: the probe after a write,
         // else the keep-alive.
-        let interval = if *this.probes_due > 0 { *this.probe } else { this.config.keep_alive };
+        let interval = match this.extras.as_ref().filter(|extras| extras.probes_due > 0) {
+            Some(extras) => extras.probe,
+            None => this.keep_alive.get(),
+        };
         if interval.is_none() && this.end_at.is_none() {
             return Poll::Pending;
         }
-        if let (Some(timer), Some(waker)) = (this.timer.as_ref(), this.timer_waker.as_ref()) {
-            // The timer is never later than it must fire: the loop below sets it
-            // to the target (the keep-alive time or the end of the lifetime), and
-            // the target only moves later, as data is written. So while it has
-            // not fired and is set to wake this task, there is nothing to do.
-            if !timer.is_elapsed() && waker.will_wake(cx.waker()) {
-                return Poll::Pending;
-            }
+        if this.alarm_waker.as_ref().is_some_and(|waker| waker.will_wake(cx.waker())) && this.alarm.is_armed() {
+            // The alarm is never later than it must fire: it is set to the
+            // target (the keep-alive time or the end of the lifetime), and the
+            // target only moves later, as data is written. So while it has not
+            // fired and is set to wake this task, there is nothing to do.
+            return Poll::Pending;
         }
         // An interval past what an `Instant` holds is never.
-        let keep_alive_at = |last_write: &Option<Instant>, now: Instant| {
-            interval.and_then(|interval| last_write.unwrap_or(now).checked_add(interval))
-        };
-        let mut now = Instant::now();
-        loop {
-            // Timers fire at millisecond granularity: a deadline this close is due.
-            let due = now + Duration::from_millis(1);
-            if this.end_at.is_some_and(|end| end <= due) {
-                *this.done = true;
-                this.source.as_mut().lifetime_over();
-                return Poll::Ready(this.source.take_held().map(Ok));
-            }
-            let keep_alive_at = keep_alive_at(this.last_write, now);
-            if keep_alive_at.is_some_and(|at| at <= due) {
-                *this.last_write = Some(now);
-                // A keep-alive comment is a write a probe follows; a probe is not.
-                *this.probes_due = match *this.probes_due {
-                    0 => u8::from(this.probe.is_some()),
+        let keep_alive_at = interval.zip(*this.last_write).and_then(|(interval, last)| last.checked_add(interval));
+        let now = Instant::now();
+        // Alarms fire at millisecond granularity: a deadline this close is due.
+        let due = now + Duration::from_millis(1);
+        if this.end_at.is_some_and(|end| end <= due) {
+            *this.done = true;
+            this.source.as_mut().lifetime_over();
+            return Poll::Ready(this.source.take_held().map(Ok));
+        }
+        if keep_alive_at.is_some_and(|at| at <= due) {
+            *this.last_write = Some(now);
+            // A keep-alive comment is a write a probe follows; a probe is not.
+            if let Some(extras) = this.extras.as_mut() {
+                extras.probes_due = match extras.probes_due {
+                    0 => u8::from(extras.probe.is_some()),
                     due => due - 1,
                 };
-                return Poll::Ready(Some(Ok(Bytes::from_static(KEEP_ALIVE))));
             }
-            let Some(target) = earliest(keep_alive_at, *this.end_at) else {
-                return Poll::Pending;
-            };
-            match this.timer {
-                None => *this.timer = Some(Box::pin(tokio::time::sleep_until(target))),
-                Some(timer) if timer.is_elapsed() || timer.deadline() > target => timer.as_mut().reset(target),
-                Some(_) => {}
-            }
-            let timer = this.timer.as_mut().expect("armed above");
-            // A task out of its coop budget gets `Pending` from the timer without
-            // the timer registering anything: then the fast path above must not
-            // trust it, and the next poll polls the timer again.
-            let registers = tokio::task::coop::has_budget_remaining();
-            match timer.as_mut().poll(cx) {
-                Poll::Pending if !registers => {
-                    *this.timer_waker = None;
-                    return Poll::Pending;
-                }
-                Poll::Pending => {
-                    if !this.timer_waker.as_ref().is_some_and(|waker| waker.will_wake(cx.waker())) {
-                        *this.timer_waker = Some(cx.waker().clone());
-                    }
-                    return Poll::Pending;
-                }
-                Poll::Ready(()) => now = Instant::now(),
+            return Poll::Ready(Some(Ok(Bytes::from_static(KEEP_ALIVE))));
+        }
+        if let Some(target) = earliest(keep_alive_at, *this.end_at) {
+            this.alarm.set(target, cx.waker());
+            if !this.alarm_waker.as_ref().is_some_and(|waker| waker.will_wake(cx.waker())) {
+                *this.alarm_waker = Some(cx.waker().clone());
             }
         }
+        Poll::Pending
     }
 }
 
@@ -483,6 +496,11 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 
 impl<S: Source + fmt::Debug> fmt::Debug for Sse<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sse").field("source", &self.source).field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Sse")
+            .field("source", &self.source)
+            .field("keep_alive", &self.keep_alive)
+            .field("stall_timeout", &self.stall_timeout)
+            .field("end_at", &self.end_at)
+            .finish_non_exhaustive()
     }
 }
