@@ -4,7 +4,8 @@
 # its own hub: this sandbox caps a process at 20 000 open files). The tool is
 # bench/src/bin/idle_fleet.rs; its lines go to target/bench/idle-100k.txt.
 #
-#   bench/idle-100k.sh              ssekit-lean (twice at 100 000), ssekit-axum,
+#   bench/idle-100k.sh              ssekit-lean (also 19 000 in one process, and
+#                                   twice at 100 000), ssekit-axum,
 #                                   axum-broadcast, raw-tcp, then ssekit-hyper,
 #                                   ssekit-actix, actix-broadcaster
 #   bench/idle-100k.sh --core-only  without the last three
@@ -40,12 +41,13 @@ failed=0
 run() {
   local label=$1
   shift
-  note "== $label: idle_fleet $* ($(date -u +%H:%M:%S), uptime:$(uptime | sed 's/.*load average//'))"
+  note "== $label: idle_fleet $* ($(date -u +%H:%M:%S), $(load))"
   if "$fleet" "$@" 2>&1 | tee -a "$out"; then :; else
     note "FAILED: $label (exit ${PIPESTATUS[0]})"
     failed=1
   fi
 }
+load() { uptime | sed 's/.*load average/load average/'; }
 available_gb() { awk '/MemAvailable/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo; }
 
 note "# $(date -u +%Y-%m-%dT%H:%M:%SZ) commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ' (with uncommitted changes)')"
@@ -54,6 +56,8 @@ note "# ulimit -n $(ulimit -n) (hard $(ulimit -Hn)); ip_local_port_range $(tr '\
 for kind in "${kinds[@]}"; do
   run "$kind 10 000, one process" --servers "$kind" --conns 10000 --procs 1
 done
+# The most one process may hold here (20 000 open files): ssekit-lean at 19 000.
+run "ssekit-lean 19 000, one process" --servers ssekit-lean --conns 19000 --procs 1
 # ssekit-lean twice at 100 000, the others once.
 for kind in ssekit-lean "${kinds[@]}"; do
   gb=$(available_gb)
@@ -64,5 +68,5 @@ for kind in ssekit-lean "${kinds[@]}"; do
   fi
   run "$kind 100 000" --servers "$kind" --conns 100000
 done
-note "# done $(date -u +%H:%M:%S), uptime:$(uptime | sed 's/.*load average//')"
+note "# done $(date -u +%H:%M:%S), $(load)"
 exit "$failed"
