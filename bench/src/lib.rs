@@ -9,6 +9,7 @@
 //! | Redis backplane `benches/backplane.rs` | `cargo bench -p ssekit-bench --bench backplane --features redis` |
 //! | memory per idle subscriber `src/bin/memory.rs` | `cargo run --release -p ssekit-bench --bin memory` |
 //! | load generator `src/bin/loadgen.rs` and the comparison servers `src/bin/peer_*.rs` | `scripts/bench.sh` |
+//! | server RSS per idle connection over several server processes (100 000 connections) `src/bin/idle_fleet.rs` | `bench/idle-100k.sh` |
 //! | connection churn against a demo `src/bin/churn.rs` | `cargo run --release -p ssekit-bench --bin churn` (see its docs) |
 //! | soak of the axum demo `src/bin/soak.rs` | `cargo build --release --example demo --features axum`, then `cargo run --release -p ssekit-bench --bin soak -- --duration 600` |
 //!

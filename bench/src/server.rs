@@ -8,6 +8,31 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The servers of the demo contract the load tools know: name, binary in the
+/// profile directory (the demos are examples of the root package, the others
+/// binaries of this one), and flags of its own.
+pub const SERVERS: &[(&str, &str, &[&str])] = &[
+    ("ssekit-axum", "examples/demo", &[]),
+    // The axum demo with SSE through ssekit's lean front (feature `lean`).
+    ("ssekit-lean", "examples/demo", &["--lean"]),
+    ("ssekit-actix", "examples/demo_actix", &[]),
+    ("ssekit-hyper", "examples/demo_hyper", &[]),
+    ("axum-broadcast", "peer_axum_broadcast", &[]),
+    ("actix-broadcaster", "peer_actix_broadcaster", &[]),
+    ("raw-tcp", "peer_raw_tcp", &[]),
+];
+
+/// Events kept per topic by every server (`--history`).
+pub const HISTORY: usize = 1024;
+
+/// The arguments the load tools start server `flags` with (after `--port 0`):
+/// `--history` [`HISTORY`], `--keep-alive 15`, then `flags`.
+pub fn server_args(flags: &[&str]) -> Vec<String> {
+    let mut args = vec!["--history".to_owned(), HISTORY.to_string(), "--keep-alive".to_owned(), "15".to_owned()];
+    args.extend(flags.iter().map(|flag| (*flag).to_owned()));
+    args
+}
+
 /// A server process; killed (SIGKILL) when dropped.
 #[derive(Debug)]
 pub struct Server {

@@ -31,27 +31,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::BytesMut;
 use serde_json::{Value, json};
 use ssekit::Decoder;
-use ssekit_bench::client::request_events;
-use ssekit_bench::server::{Server, profile_dir, rss_bytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use ssekit_bench::client::{bound_socket, connect, ok_head, request, request_events, source_addr, subscribers};
+use ssekit_bench::server::{SERVERS, Server, profile_dir, rss_bytes, server_args};
+use tokio::io::AsyncReadExt;
 use tokio::sync::{Semaphore, watch};
-
-/// The servers: name, binary in the profile directory (the demos are examples
-/// of the root package, the others binaries of this one), and flags of its own.
-const SERVERS: &[(&str, &str, &[&str])] = &[
-    ("ssekit-axum", "examples/demo", &[]),
-    // The axum demo with SSE through ssekit's lean front (feature `lean`).
-    ("ssekit-lean", "examples/demo", &["--lean"]),
-    ("ssekit-actix", "examples/demo_actix", &[]),
-    ("ssekit-hyper", "examples/demo_hyper", &[]),
-    ("axum-broadcast", "peer_axum_broadcast", &[]),
-    ("actix-broadcaster", "peer_actix_broadcaster", &[]),
-    ("raw-tcp", "peer_raw_tcp", &[]),
-];
-
-/// Events kept per topic by every server (`--history`).
-const HISTORY: usize = 1024;
 
 /// Clients that stop reading in scenario (e) have this receive buffer.
 const STALLED_RCVBUF: u32 = 8 * 1024;
@@ -332,32 +315,6 @@ fn now_ns() -> u64 {
 }
 
 // ---------------------------------------------------------------------------
-// Plain HTTP requests
-
-async fn request(addr: SocketAddr, method: &str, target: &str, timeout: Duration) -> Result<(u16, String), String> {
-    let exchange = async {
-        let mut socket = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-        let head =
-            format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        socket.write_all(head.as_bytes()).await.map_err(|e| e.to_string())?;
-        let mut response = Vec::new();
-        socket.read_to_end(&mut response).await.map_err(|e| e.to_string())?;
-        let text = String::from_utf8_lossy(&response).into_owned();
-        let status =
-            text.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| format!("bad response {text:?}"))?;
-        let body = text.split_once("\r\n\r\n").map_or(String::new(), |(_, b)| b.to_owned());
-        Ok((status, body))
-    };
-    tokio::time::timeout(timeout, exchange).await.map_err(|_| format!("{method} {target}: timed out"))?
-}
-
-async fn subscribers(addr: SocketAddr) -> Option<usize> {
-    let (_, body) = request(addr, "GET", "/health", Duration::from_secs(5)).await.ok()?;
-    let at = body.find("\"subscribers\":")? + "\"subscribers\":".len();
-    body[at..].trim_start().split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
-}
-
-// ---------------------------------------------------------------------------
 // SSE connections
 
 /// The body of an HTTP/1.1 response: as is, or chunked.
@@ -465,24 +422,15 @@ async fn subscribe(
     stats: &mut ConnStats,
 ) -> Result<(), String> {
     let permit = shared.connect_permits.acquire().await.map_err(|e| e.to_string())?;
-    let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
-    if let Some(source) = source {
-        socket.bind(SocketAddr::from((source, 0))).map_err(|e| format!("bind {source}: {e}"))?;
-    }
+    let socket = bound_socket(source)?;
     if stalled {
         let _ = socket.set_recv_buffer_size(STALLED_RCVBUF);
     }
-    let mut stream = tokio::time::timeout(Duration::from_secs(10), socket.connect(addr))
-        .await
-        .map_err(|_| "connect timed out".to_owned())?
-        .map_err(|e| format!("connect: {e}"))?;
+    let mut stream = connect(socket, addr).await?;
     let _ = stream.set_nodelay(true);
     let (head, body_start) = request_events(&mut stream, addr, path).await?;
     let mut buf = vec![0u8; 16 * 1024];
-    let text = String::from_utf8_lossy(&head[..body_start]).to_ascii_lowercase();
-    if !text.starts_with("http/1.1 200") {
-        return Err(format!("status line {:?}", text.lines().next()));
-    }
+    let text = ok_head(&head[..body_start])?;
     let mut body = if text.contains("transfer-encoding: chunked") { Body::ChunkSize(Vec::new()) } else { Body::Plain };
     drop(permit);
     stats.connected = true;
@@ -569,9 +517,7 @@ async fn measure(
     scenario: Scenario,
     opts: &Opts,
 ) -> Result<Value, String> {
-    let mut args = vec!["--history".to_owned(), HISTORY.to_string(), "--keep-alive".to_owned(), "15".to_owned()];
-    args.extend(flags.iter().map(|flag| (*flag).to_owned()));
-    let server = Server::start(binary, &args, opts.pin.then_some(0))?;
+    let server = Server::start(binary, &server_args(flags), opts.pin.then_some(0))?;
     let addr = server.addr();
     let pid = server.pid();
     let total = scenario.conns;
@@ -597,8 +543,7 @@ async fn measure(
         .into();
     for i in 0..total {
         let stalled = i < scenario.stalled;
-        // Each loopback source address has its own ~28 000 ephemeral ports.
-        let source = (opts.sources > 1).then(|| std::net::Ipv4Addr::new(127, 0, 0, 1 + (i % opts.sources) as u8));
+        let source = source_addr(i, opts.sources);
         let subscriber = subscriber(addr, source, Arc::clone(&path), stalled, scenario.events, Arc::clone(&shared));
         tasks.push((stalled, tokio::spawn(subscriber)));
     }
