@@ -1,10 +1,13 @@
-//! Heap bytes per idle SSE connection through axum, everything counted: the
-//! connection's task, hyper's buffers, axum's body, the stream. Both sides are
-//! served by `axum::serve` in this process, as users run axum today:
+//! Heap bytes per idle SSE connection, everything counted: the connection's
+//! task, hyper's buffers, axum's body, the stream. Served in this process as
+//! users run axum and hyper today:
 //!
-//! - `ssekit`: `hub.sse("t", resume)` (a `Hub::sse` stream, keep-alive 15 s);
-//! - `axum pattern`: a `tokio::sync::broadcast` receiver in axum's `Sse` with
-//!   its `KeepAlive` (15 s), what the axum examples show.
+//! - `ssekit` through `axum::serve`: `hub.sse("t", resume)` (a `Hub::sse`
+//!   stream, keep-alive 15 s) as an axum response;
+//! - `ssekit` through hyper: the same stream as the body of a `service_fn`
+//!   served by `hyper::server::conn::http1`, a task per connection;
+//! - `axum pattern` through `axum::serve`: a `tokio::sync::broadcast` receiver
+//!   in axum's `Sse` with its `KeepAlive` (15 s), what the axum examples show.
 //!
 //! Run with `cargo run --release -p ssekit-bench --bin idle_heap [connections]`
 //! (default 2 000). A counting global allocator (`stats_alloc`) counts the heap
@@ -14,6 +17,7 @@
 
 use std::alloc::System;
 use std::collections::HashMap;
+use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -49,19 +53,45 @@ async fn axum_events(
     AxumSse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
 }
 
-/// Serves `router` on a thread of its own; its address.
-fn serve(router: Router) -> SocketAddr {
+/// Runs `serve` with a listener on a thread of its own; the listener's address.
+fn serve_with<F: Future<Output = ()>>(serve: impl FnOnce(tokio::net::TcpListener) -> F + Send + 'static) -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     listener.set_nonblocking(true).expect("nonblocking");
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            axum::serve(listener, router).await.expect("serve");
-        });
+        rt.block_on(async move { serve(tokio::net::TcpListener::from_std(listener).expect("listener")).await });
     });
     addr
+}
+
+/// Serves `router` with `axum::serve`.
+fn serve(router: Router) -> SocketAddr {
+    serve_with(|listener| async move { axum::serve(listener, router).await.expect("serve") })
+}
+
+/// Serves every request with the hub's stream through hyper's HTTP/1 server,
+/// as the hyper guide does: a task per connection.
+fn serve_hyper(hub: Hub) -> SocketAddr {
+    serve_with(|listener| async move {
+        loop {
+            let (stream, _) = listener.accept().await.expect("accept");
+            let hub = hub.clone();
+            let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let hub = hub.clone();
+                async move {
+                    let resume = Resume::from_request(request.headers(), request.uri().query());
+                    let sse = hub.sse("t", resume).await?.with_config(SseConfig::new().keep_alive(Some(KEEP_ALIVE)));
+                    Ok::<_, SubscribeError>(sse.into_http_response())
+                }
+            });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
 }
 
 /// Opens an event stream and reads its head (and what comes with it).
@@ -98,12 +128,14 @@ fn per_connection(addr: SocketAddr, connections: usize) -> f64 {
 
 fn main() {
     let connections: usize = std::env::args().nth(1).map_or(2_000, |n| n.parse().expect("a number of connections"));
-    let hub = Hub::new();
-    let ssekit = serve(Router::new().route("/events", get(ssekit_events)).with_state(hub));
+    let ssekit = serve(Router::new().route("/events", get(ssekit_events)).with_state(Hub::new()));
+    let hyper = serve_hyper(Hub::new());
     let axum = serve(Router::new().route("/events", get(axum_events)).with_state(Topics::default()));
-    let (ssekit, axum) = (per_connection(ssekit, connections), per_connection(axum, connections));
-    println!("heap bytes per idle connection through axum::serve ({connections} connections):");
-    println!("  ssekit Hub::sse:                 {ssekit:>7.0}");
-    println!("  axum pattern (broadcast + Sse):  {axum:>7.0}");
-    println!("  ssekit / axum pattern:           {:>7.2}", ssekit / axum);
+    let ssekit = per_connection(ssekit, connections);
+    let hyper = per_connection(hyper, connections);
+    let axum = per_connection(axum, connections);
+    println!("heap bytes per idle connection ({connections} connections):");
+    println!("  ssekit Hub::sse through axum::serve:                {ssekit:>7.0}  ({:.4}x)", ssekit / axum);
+    println!("  ssekit Hub::sse through hyper (http1, service_fn):  {hyper:>7.0}  ({:.4}x)", hyper / axum);
+    println!("  axum pattern (broadcast + Sse) through axum::serve: {axum:>7.0}");
 }
