@@ -106,10 +106,13 @@ impl Alarm {
             (clock, key, UNARMED)
         });
         let new = clock.millis(deadline);
+        // A waker replaced is dropped after the lock: dropping one may run any
+        // code (even drop another stream, which takes this lock).
+        let mut replaced = None;
         let mut state = clock.lock();
         let slot = &mut state.slots[*key as usize];
         if !slot.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            slot.waker = Some(waker.clone());
+            replaced = slot.waker.replace(waker.clone());
         }
         if slot.at != new {
             slot.at = new;
@@ -119,13 +122,16 @@ impl Alarm {
                 clock.changed.notify_one();
             }
         }
+        drop(state);
+        drop(replaced);
         *at = new;
     }
 
     /// Gives the slot back.
     fn clear(&mut self) {
         if let Some((clock, key, _)) = self.slot.take() {
-            clock.lock().free(key);
+            let waker = clock.lock().free(key);
+            drop(waker);
         }
     }
 }
@@ -222,7 +228,7 @@ impl Clock {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // No code that may panic runs while an update is half done (wakers are
-        // woken after the lock), so a poisoned lock is consistent.
+        // woken and dropped after the lock), so a poisoned lock is consistent.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -273,9 +279,10 @@ impl State {
         u32::try_from(self.slots.len() - 1).expect("fewer than 4 billion streams per thread")
     }
 
-    fn free(&mut self, key: u32) {
+    /// Frees a slot; its waker, to drop after the lock.
+    fn free(&mut self, key: u32) -> Option<Waker> {
         let slot = &mut self.slots[key as usize];
-        slot.waker = None;
+        let waker = slot.waker.take();
         slot.at = UNARMED;
         self.free.push(key);
         if self.free.len() == self.slots.len() {
@@ -285,6 +292,7 @@ impl State {
             self.free = Vec::new();
             self.queue = BinaryHeap::new();
         }
+        waker
     }
 }
 
@@ -412,6 +420,38 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
         });
         assert_eq!(woken(&count), 2, "fired by the clock of the runtime polling it now");
+    }
+
+    /// A waker that owns a stream's alarm, as a task of an executor that keeps
+    /// its future in its waker does.
+    struct Owner(#[allow(dead_code)] Mutex<Option<Alarm>>);
+
+    impl Wake for Owner {
+        fn wake(self: Arc<Self>) {}
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waker_dropped_by_the_clock_may_drop_another_alarm() {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let (_count, plain) = counter();
+        let owner = || {
+            let mut owned = Alarm::default();
+            owned.set(deadline, &plain);
+            Waker::from(Arc::new(Owner(Mutex::new(Some(owned)))))
+        };
+        // Replaced: the clock drops the last reference to the owner, which
+        // drops the alarm it owns, which takes the clock's lock.
+        let mut alarm = Alarm::default();
+        alarm.set(deadline, &owner());
+        alarm.set(deadline, &plain);
+        // Given back with the owner in its slot: the same.
+        alarm.set(deadline, &owner());
+        drop(alarm);
+        // Fired: the owner is woken and dropped by the clock's task.
+        let mut alarm = Alarm::default();
+        alarm.set(deadline, &owner());
+        tokio::time::sleep_until(deadline + Duration::from_millis(1)).await;
+        assert!(!alarm.is_armed());
     }
 
     #[tokio::test(start_paused = true)]

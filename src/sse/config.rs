@@ -39,7 +39,8 @@ impl SseConfig {
     }
 
     /// Sends a comment after `interval` without data (`None`: never). Proxies
-    /// close connections idle for too long; 15 s suits most.
+    /// close connections idle for too long; 15 s suits most. Kept to the
+    /// millisecond (rounded up).
     pub fn keep_alive(mut self, interval: Option<Duration>) -> Self {
         self.keep_alive = interval.filter(|i| !i.is_zero());
         self
@@ -60,7 +61,8 @@ impl SseConfig {
     }
 
     /// Ends the stream after `lifetime` plus a random part in `[0, jitter]`, so
-    /// the client reconnects (resuming without loss) and load rebalances.
+    /// the client reconnects (resuming without loss) and load rebalances. The
+    /// lifetime counts from [`Sse::with_config`](super::Sse::with_config).
     pub fn max_lifetime(mut self, lifetime: Duration, jitter: Duration) -> Self {
         self.max_lifetime = Some((lifetime, jitter));
         self
