@@ -75,9 +75,22 @@ impl From<Vec<Cursor>> for Cursors {
     }
 }
 
+impl Cursors {
+    /// The first cursor (the only one of a stream of one topic), without a
+    /// slice in between: what every delivery of one topic goes through.
+    #[inline]
+    pub(crate) fn first(&mut self) -> &mut Cursor {
+        match self {
+            Self::One(cursor) => cursor,
+            Self::Several(cursors) => &mut cursors[0],
+        }
+    }
+}
+
 impl std::ops::Deref for Cursors {
     type Target = [Cursor];
 
+    #[inline]
     fn deref(&self) -> &[Cursor] {
         match self {
             Self::One(cursor) => std::slice::from_ref(cursor),
@@ -87,6 +100,7 @@ impl std::ops::Deref for Cursors {
 }
 
 impl std::ops::DerefMut for Cursors {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [Cursor] {
         match self {
             Self::One(cursor) => std::slice::from_mut(cursor),

@@ -318,7 +318,10 @@ impl Stream for Subscription {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         // No field is pinned: the subscription is `Unpin`.
         let this = self.get_mut();
-        if this.cursors.len() == 1 { this.poll_one(cx) } else { this.poll_several(cx) }
+        match this.cursors {
+            Cursors::One(_) => this.poll_one(cx),
+            Cursors::Several(_) => this.poll_several(cx),
+        }
     }
 }
 
@@ -360,15 +363,16 @@ impl Subscription {
     /// path of every delivery to a subscriber of one topic.)
     fn poll_one(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         // Before anything that may find nothing to do: see `Wakers::register`.
-        self.cursors[0].register(cx);
+        self.cursors.first().register(cx);
         loop {
             if let Some(poll) = self.poll_pending() {
                 return poll;
             }
-            if let Some(reason) = self.cursors[0].owed_reset.take() {
+            let cursor = self.cursors.first();
+            if let Some(reason) = cursor.owed_reset.take() {
                 return Poll::Ready(Some(self.reset_frame(reason)));
             }
-            match self.cursors[0].step(false) {
+            match cursor.step(false) {
                 Step::Frames(frames) => return Poll::Ready(Some(frames)),
                 Step::Idle => return Poll::Pending,
                 Step::Began(begin) => self.begun(0, begin),
