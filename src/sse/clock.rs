@@ -5,28 +5,30 @@
 //! wakes it for, and its next keep-alive comment (or the end of its lifetime).
 //! A tokio `Sleep` per stream costs each idle connection 112 bytes of heap
 //! plus a pointer; here a stream holds a slot in a shared table (its waker and
-//! its deadline) and an entry in that table's queue of deadlines, about half
-//! of that, and one task per clock sleeps until the earliest deadline and
-//! wakes the streams that are due. Deadlines are kept to the millisecond, as
-//! tokio's timer keeps them.
+//! its deadline, 24 bytes) and an entry in that table's queue of deadlines (16
+//! bytes), about 60 % of that with its handle, and one task per clock sleeps
+//! until the earliest deadline and wakes the streams that are due. Deadlines
+//! are kept to the millisecond, as tokio's timer keeps them.
 //!
 //! A stream writing data does not touch its alarm: its deadline only moves
 //! later then, so the alarm is left where it is and, when it fires early, the
-//! stream sets it again (as it did with its own timer).
+//! stream sets it again (as it did with its own timer). An alarm is moved only
+//! to an earlier deadline, so that a stream's queue entries do not pile up.
 //!
 //! The clock of a thread belongs to the runtime it was made in (its task runs
-//! there); a thread that enters another runtime gets another clock. When a
-//! clock's task ends (its runtime shut down), every stream it held is woken,
-//! and sets its alarm again on the clock of the runtime polling it.
+//! there); a thread that enters another runtime gets another clock. A clock's
+//! task ends when nothing uses the clock any more (no stream, and no thread
+//! keeps it), or with its runtime: then every stream it held is woken, and sets
+//! its alarm again on the clock of the runtime polling it.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeSet, BinaryHeap};
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
@@ -45,16 +47,20 @@ pub(super) struct Millis(u64);
 
 impl Millis {
     const NONE: Self = Self(u64::MAX);
+    /// The longest duration kept: 584 million years.
+    const MAX: u64 = u64::MAX - 1;
 
     /// An interval, rounded up to the millisecond (a non-zero one stays
-    /// non-zero); one too long to count is as long as can be.
+    /// non-zero).
     pub(super) fn interval(duration: Option<Duration>) -> Self {
-        duration.map_or(Self::NONE, |d| Self(u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX - 1)))
+        duration.map_or(Self::NONE, |d| {
+            Self(u64::try_from(d.as_nanos().div_ceil(1_000_000)).map_or(Self::MAX, |ms| ms.min(Self::MAX)))
+        })
     }
 
     /// A retry hint, in the milliseconds it is sent in (rounded down).
     pub(super) fn hint(duration: Option<Duration>) -> Self {
-        duration.map_or(Self::NONE, |d| Self(u64::try_from(d.as_millis()).unwrap_or(u64::MAX - 1)))
+        duration.map_or(Self::NONE, |d| Self(u64::try_from(d.as_millis()).map_or(Self::MAX, |ms| ms.min(Self::MAX))))
     }
 
     pub(super) fn get(self) -> Option<Duration> {
@@ -84,24 +90,33 @@ pub(super) struct Alarm {
 impl Alarm {
     /// Whether the alarm is set and has not fired: the stream need not set it
     /// again while the deadline it wants is no earlier and its waker is the
-    /// same.
+    /// same. (An alarm set for a millisecond the clock has already passed
+    /// still fires, at once, but does not count as set.)
     pub(super) fn is_armed(&self) -> bool {
         self.slot.as_ref().is_some_and(|(clock, _, at)| *at != UNARMED && *at > clock.fired.load(Ordering::Acquire))
     }
 
-    /// Wakes `waker` at `deadline` (to the millisecond, rounded up); replaces
-    /// the deadline and waker set before.
+    /// Wakes `waker` at `deadline` (to the millisecond, rounded up), or
+    /// earlier where the alarm was set earlier and has not fired yet; the
+    /// waker replaces the one set before.
     ///
     /// # Panics
     ///
-    /// Outside a Tokio runtime with timers enabled, as a tokio timer would.
+    /// When the alarm needs a clock (its first deadline, or its clock's
+    /// runtime has shut down) and this thread is in no Tokio runtime, or in
+    /// one without timers: as a tokio timer made there would.
     pub(super) fn set(&mut self, deadline: Instant, waker: &Waker) {
-        // A stream polled in another runtime than before moves to its clock.
-        if self.slot.as_ref().is_some_and(|(clock, _, _)| !clock.serves(&Handle::current())) {
+        // A stream polled in another runtime than before moves to its clock;
+        // one polled outside any keeps the clock it has while that runs.
+        let here = Handle::try_current().ok();
+        if self.slot.as_ref().is_some_and(|(clock, _, _)| match &here {
+            Some(here) => !clock.serves(here),
+            None => clock.stopped.load(Ordering::Acquire),
+        }) {
             self.clear();
         }
         let (clock, key, at) = self.slot.get_or_insert_with(|| {
-            let clock = Clock::current();
+            let clock = Clock::current(here.as_ref());
             let key = clock.lock().slot();
             (clock, key, UNARMED)
         });
@@ -110,11 +125,17 @@ impl Alarm {
         // code (even drop another stream, which takes this lock).
         let mut replaced = None;
         let mut state = clock.lock();
+        // Its runtime shut down since the check above: the stream is woken
+        // to set its alarm again.
+        let stopped = clock.stopped.load(Ordering::Acquire);
         let slot = &mut state.slots[*key as usize];
         if !slot.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
             replaced = slot.waker.replace(waker.clone());
         }
-        if slot.at != new {
+        // Moved only earlier: a later deadline waits for the earlier one to
+        // fire (the stream then sets it again), so that each stream has one
+        // live entry in the queue, not one per deadline it wanted.
+        if new < slot.at {
             slot.at = new;
             state.queue.push(Reverse((new, *key)));
             if new < state.ticker_at {
@@ -122,9 +143,12 @@ impl Alarm {
                 clock.changed.notify_one();
             }
         }
+        *at = state.slots[*key as usize].at;
         drop(state);
         drop(replaced);
-        *at = new;
+        if stopped {
+            waker.wake_by_ref();
+        }
     }
 
     /// Gives the slot back.
@@ -148,8 +172,8 @@ impl fmt::Debug for Alarm {
     }
 }
 
-/// The deadlines of the streams of one runtime thread, and the task that
-/// fires them.
+/// The deadlines of the streams of one runtime thread; the clock's task fires
+/// them.
 struct Clock {
     state: Mutex<State>,
     /// Milliseconds are counted from here.
@@ -160,17 +184,22 @@ struct Clock {
     runtime: Id,
     /// The clock's task has ended (its runtime shut down).
     stopped: AtomicBool,
-    /// Tells the clock's task that a deadline earlier than its own came.
-    changed: Notify,
+    /// Tells the clock's task that a deadline earlier than its own came, or
+    /// that the clock is gone. (Shared with the task, which holds the clock
+    /// only weakly.)
+    changed: Arc<Notify>,
 }
 
 #[derive(Default)]
 struct State {
     slots: Vec<Slot>,
-    /// Free slots, reused before the table grows.
-    free: Vec<u32>,
+    /// The free slots below the last one in use; the lowest is taken first,
+    /// so that the slots in use gather at the start and the end can be cut
+    /// off.
+    free: BTreeSet<u32>,
     /// Deadlines and their slots, earliest first. An entry whose slot holds
-    /// another deadline by now (set again, or given back) is skipped.
+    /// another deadline by now (fired and set again, or given back) is
+    /// skipped.
     queue: BinaryHeap<Reverse<(u64, u32)>>,
     /// When the clock's task wakes next ([`UNARMED`]: when told).
     ticker_at: u64,
@@ -187,10 +216,10 @@ thread_local! {
 }
 
 impl Clock {
-    /// The clock of this thread and runtime, made (and its task started) at
-    /// first use.
-    fn current() -> Arc<Self> {
-        let runtime = Handle::current();
+    /// The clock of this thread and runtime (`here`, else the current one),
+    /// made (and its task started) at first use.
+    fn current(here: Option<&Handle>) -> Arc<Self> {
+        let runtime = here.cloned().unwrap_or_else(Handle::current);
         let cached = CLOCK.try_with(|clock| {
             let mut clock = clock.borrow_mut();
             match clock.as_ref().filter(|clock| clock.serves(&runtime)) {
@@ -214,15 +243,16 @@ impl Clock {
         // Made here, so that a runtime without timers panics in the stream that
         // needs one, as a tokio timer would, not in the clock's task.
         let sleep = Box::pin(tokio::time::sleep_until(start));
+        let changed = Arc::new(Notify::new());
         let clock = Arc::new(Self {
             state: Mutex::new(State { ticker_at: UNARMED, ..State::default() }),
             start,
             fired: AtomicU64::new(0),
             runtime: runtime.id(),
             stopped: AtomicBool::new(false),
-            changed: Notify::new(),
+            changed: changed.clone(),
         });
-        runtime.spawn(run(Stop(clock.clone()), sleep));
+        runtime.spawn(run(Stop(Arc::downgrade(&clock)), changed, sleep));
         clock
     }
 
@@ -235,7 +265,7 @@ impl Clock {
     /// `deadline` in milliseconds after the clock's start, rounded up.
     fn millis(&self, deadline: Instant) -> u64 {
         let after = deadline.saturating_duration_since(self.start);
-        u64::try_from(after.as_nanos().div_ceil(1_000_000)).unwrap_or(UNARMED - 1)
+        u64::try_from(after.as_nanos().div_ceil(1_000_000)).map_or(Millis::MAX, |ms| ms.min(Millis::MAX))
     }
 
     /// Fires the deadlines up to `now`; the next one.
@@ -254,7 +284,7 @@ impl Clock {
                     due.extend(slot.waker.take());
                 }
             }
-            // The queue keeps entries of deadlines set again; its space is given
+            // The queue keeps entries of slots given back; its space is given
             // back once it is mostly empty.
             if state.queue.capacity() > 64 && state.queue.len() * 4 < state.queue.capacity() {
                 let len = state.queue.len();
@@ -270,9 +300,16 @@ impl Clock {
     }
 }
 
+impl Drop for Clock {
+    fn drop(&mut self) {
+        // Nothing uses the clock any more: its task ends.
+        self.changed.notify_one();
+    }
+}
+
 impl State {
     fn slot(&mut self) -> u32 {
-        if let Some(key) = self.free.pop() {
+        if let Some(key) = self.free.pop_first() {
             return key;
         }
         self.slots.push(Slot { waker: None, at: UNARMED });
@@ -284,12 +321,22 @@ impl State {
         let slot = &mut self.slots[key as usize];
         let waker = slot.waker.take();
         slot.at = UNARMED;
-        self.free.push(key);
-        if self.free.len() == self.slots.len() {
-            // No stream holds a slot: the table starts afresh (and every
-            // deadline queued is void).
-            self.slots = Vec::new();
-            self.free = Vec::new();
+        self.free.insert(key);
+        // Free slots at the end are cut off, and the table's space given back
+        // once three quarters of it are unused, so that it stays as long as
+        // its highest slot in use, not as the most streams it ever held.
+        while self.slots.last().is_some_and(|slot| slot.waker.is_none() && slot.at == UNARMED) {
+            let last = u32::try_from(self.slots.len() - 1).expect("slots are counted in u32");
+            if !self.free.remove(&last) {
+                break;
+            }
+            self.slots.pop();
+        }
+        if self.slots.len() * 4 < self.slots.capacity() {
+            self.slots.shrink_to(self.slots.len() * 2);
+        }
+        if self.slots.is_empty() {
+            // No stream holds a slot: every deadline queued is void.
             self.queue = BinaryHeap::new();
         }
         waker
@@ -297,35 +344,42 @@ impl State {
 }
 
 /// A clock's end, with its task (even one never polled): every stream it
-/// holds is woken to set its alarm again elsewhere.
-struct Stop(Arc<Clock>);
+/// still holds is woken to set its alarm again elsewhere.
+struct Stop(Weak<Clock>);
 
 impl Drop for Stop {
     fn drop(&mut self) {
-        self.0.stopped.store(true, Ordering::Release);
+        let Some(clock) = self.0.upgrade() else {
+            return;
+        };
+        clock.stopped.store(true, Ordering::Release);
         // No alarm of this clock counts as set any more.
-        self.0.fired.store(UNARMED, Ordering::Release);
-        let wakers: Vec<Waker> = self.0.lock().slots.iter_mut().filter_map(|slot| slot.waker.take()).collect();
+        clock.fired.store(UNARMED, Ordering::Release);
+        let wakers: Vec<Waker> = clock.lock().slots.iter_mut().filter_map(|slot| slot.waker.take()).collect();
         wakers.into_iter().for_each(Waker::wake);
     }
 }
 
 /// The clock's task: sleeps until the earliest deadline, or until told of an
-/// earlier one, and fires what is due.
-async fn run(stop: Stop, mut sleep: Pin<Box<Sleep>>) {
-    let clock = &stop.0;
+/// earlier one, and fires what is due; ends when the clock is gone.
+async fn run(stop: Stop, changed: Arc<Notify>, mut sleep: Pin<Box<Sleep>>) {
     loop {
-        let mut changed = pin!(clock.changed.notified());
+        let mut notified = pin!(changed.notified());
         // Registered before the deadlines are read: a deadline set after the
-        // read is told.
-        changed.as_mut().enable();
+        // read, or the clock's end, is told.
+        notified.as_mut().enable();
+        // Held only while firing: the clock's last user may be gone.
+        let Some(clock) = stop.0.upgrade() else {
+            return;
+        };
         let next = clock.fire(Instant::now());
         let deadline = next.and_then(|at| clock.start.checked_add(Duration::from_millis(at)));
+        drop(clock);
         if let Some(deadline) = deadline {
             sleep.as_mut().reset(deadline);
         }
         poll_fn(|cx| {
-            if changed.as_mut().poll(cx).is_ready() || (deadline.is_some() && sleep.as_mut().poll(cx).is_ready()) {
+            if notified.as_mut().poll(cx).is_ready() || (deadline.is_some() && sleep.as_mut().poll(cx).is_ready()) {
                 return Poll::Ready(());
             }
             Poll::Pending
@@ -371,7 +425,8 @@ mod tests {
             assert!(alarm.is_armed());
             alarms.push((alarm, count));
         }
-        // Set again, later: the earlier deadline is dropped, not fired.
+        // Set again, later, with another waker: the earlier deadline holds (the
+        // stream sets the later one when it fires), and wakes the new waker.
         let (count, waker) = counter();
         alarms[3].0.set(start + Duration::from_secs(5), &waker);
         alarms[3].1 = count;
@@ -380,10 +435,15 @@ mod tests {
         assert_eq!(fired(&alarms), [0, 1, 0, 0]);
         assert!(!alarms[1].0.is_armed() && alarms[0].0.is_armed());
         tokio::time::sleep_until(start + Duration::from_millis(2500)).await;
-        assert_eq!(fired(&alarms), [0, 1, 1, 0]);
-        tokio::time::sleep_until(start + Duration::from_secs(10)).await;
+        assert_eq!(fired(&alarms), [0, 1, 1, 1]);
+        // Set again after it fired: the later deadline now.
+        alarms[3].0.set(start + Duration::from_secs(5), &waker);
+        tokio::time::sleep_until(start + Duration::from_millis(4500)).await;
         assert_eq!(fired(&alarms), [1, 1, 1, 1]);
+        tokio::time::sleep_until(start + Duration::from_secs(10)).await;
+        assert_eq!(fired(&alarms), [1, 1, 1, 2]);
         assert!(alarms.iter().all(|(alarm, _)| !alarm.is_armed()));
+        assert_eq!(Clock::current(None).lock().queue.len(), 0, "one queue entry per alarm, none left");
     }
 
     #[tokio::test(start_paused = true)]
@@ -457,7 +517,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn slots_are_reused_and_given_back() {
         let (_count, waker) = counter();
-        let clock = Clock::current();
+        let clock = Clock::current(None);
         let mut alarms: Vec<Alarm> = (0..100).map(|_| Alarm::default()).collect();
         for alarm in &mut alarms {
             alarm.set(Instant::now() + Duration::from_secs(1), &waker);
@@ -470,9 +530,86 @@ mod tests {
             alarms.push(alarm);
         }
         assert_eq!(clock.lock().slots.len(), 100, "freed slots are taken first");
+        // The last half given back: the table is cut to the first half.
+        alarms.drain(..50).for_each(drop);
+        assert_eq!(clock.lock().slots.len(), 100, "slots in use at the end keep it long");
+        alarms.truncate(0);
+        assert_eq!(clock.lock().slots.len(), 0);
+        let mut alarms: Vec<Alarm> = (0..100).map(|_| Alarm::default()).collect();
+        for alarm in &mut alarms {
+            alarm.set(Instant::now() + Duration::from_secs(1), &waker);
+        }
+        alarms.truncate(10);
+        assert_eq!(clock.lock().slots.len(), 10, "free slots at the end are cut off");
         drop(alarms);
         assert_eq!(clock.lock().slots.capacity(), 0, "an unused table is given back");
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert!(clock.lock().queue.is_empty());
+    }
+
+    /// The tasks alive in `runtime`, once it has run what is ready.
+    fn alive(runtime: &tokio::runtime::Runtime) -> usize {
+        runtime.block_on(async {
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+        });
+        runtime.metrics().num_alive_tasks()
+    }
+
+    #[test]
+    fn a_clock_nothing_uses_ends_its_task() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let before = alive(&runtime);
+        // Threads that come and go (a blocking pool's), each with a stream.
+        for _ in 0..20 {
+            let handle = runtime.handle().clone();
+            std::thread::spawn(move || {
+                let _runtime = handle.enter();
+                let (_count, waker) = counter();
+                let mut alarm = Alarm::default();
+                alarm.set(Instant::now() + Duration::from_secs(3600), &waker);
+            })
+            .join()
+            .unwrap();
+        }
+        assert_eq!(alive(&runtime), before, "each clock's task ended with its thread and stream");
+        // A stream that outlives its thread keeps the clock until it is dropped.
+        let handle = runtime.handle().clone();
+        let (_count, waker) = counter();
+        let alarm = std::thread::spawn(move || {
+            let _runtime = handle.enter();
+            let mut alarm = Alarm::default();
+            alarm.set(Instant::now() + Duration::from_secs(3600), &waker);
+            alarm
+        })
+        .join()
+        .unwrap();
+        assert_eq!(alive(&runtime), before + 1);
+        drop(alarm);
+        assert_eq!(alive(&runtime), before);
+    }
+
+    #[test]
+    fn an_alarm_set_outside_a_runtime_keeps_its_clock() {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_time().build().unwrap();
+        let (count, waker) = counter();
+        let mut alarm = Alarm::default();
+        runtime.block_on(async { alarm.set(Instant::now() + Duration::from_secs(3600), &waker) });
+        // Moved to a thread in no runtime, and set again there.
+        let mut alarm = std::thread::spawn(move || {
+            alarm.set(Instant::now() + Duration::from_millis(20), &waker);
+            alarm
+        })
+        .join()
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(woken(&count), 1, "fired by the clock it had");
+        assert!(!alarm.is_armed());
+        drop(runtime);
+        // Its clock stopped: a new one needs a runtime.
+        let (_count, waker) = counter();
+        let result = std::thread::spawn(move || alarm.set(Instant::now(), &waker)).join();
+        assert!(result.is_err(), "no runtime to make a clock in");
     }
 }

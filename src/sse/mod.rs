@@ -328,8 +328,11 @@ impl<S: Source> Sse<S> {
         }
     }
 
-    /// Replaces the keep-alive, retry and lifetime settings. (Once the stream
-    /// has started, only the keep-alive and the stall timeout still apply.)
+    /// Replaces the keep-alive, retry and lifetime settings. The lifetime
+    /// ([`SseConfig::max_lifetime`]) counts from this call, and the jitter of
+    /// the retry hint is drawn now: give the config when you serve the stream.
+    /// (Once the stream has started, only the keep-alive and the stall timeout
+    /// still apply.)
     pub fn with_config(mut self, config: SseConfig) -> Self {
         self.keep_alive = Millis::interval(config.keep_alive);
         self.stall_timeout = Millis::interval(config.stall_timeout);
