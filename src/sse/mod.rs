@@ -132,11 +132,33 @@ fn stalled(
 #[derive(Default)]
 struct Extras {
     shutdown: Option<(Shutdown, Pin<Box<OwnedNotified>>)>,
+    // The waker the shutdown's waiter was last polled with (see
+    // `shutdown_triggered`).
+    shutdown_waker: Option<Waker>,
     on_error: Option<Box<dyn FnMut(BoxError) + Send + Sync>>,
     // A comment this long after each write that nothing else follows (see
     // `Sse::probe_writes`), and how many are still due.
     probe: Option<Duration>,
     probes_due: u8,
+}
+
+impl Extras {
+    /// Whether the stream's shutdown signal fired. Its waiter is polled (which
+    /// takes the signal's lock, shared by every stream it ends) only when the
+    /// task's waker changed; else its flag is enough, as the signal sets it
+    /// before it wakes its waiters.
+    fn shutdown_triggered(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some((shutdown, notified)) = self.shutdown.as_mut() else {
+            return false;
+        };
+        if !self.shutdown_waker.as_ref().is_some_and(|waker| waker.will_wake(cx.waker())) {
+            if notified.as_mut().poll(cx).is_ready() {
+                return true;
+            }
+            self.shutdown_waker = Some(cx.waker().clone());
+        }
+        shutdown.is_triggered()
+    }
 }
 
 impl<S> Sse<Events<S>>
@@ -363,7 +385,9 @@ impl<S: Source> Sse<S> {
     /// ```
     pub fn with_shutdown(mut self, shutdown: Shutdown) -> Self {
         let notified = Box::pin(shutdown.notified());
-        self.extras().shutdown = Some((shutdown, notified));
+        let extras = self.extras();
+        extras.shutdown = Some((shutdown, notified));
+        extras.shutdown_waker = None;
         self
     }
 
@@ -406,8 +430,8 @@ impl<S: Source> Stream for Sse<S> {
                 return Poll::Ready(Some(Ok(retry_frame(retry))));
             }
         }
-        if let Some((shutdown, notified)) = this.extras.as_mut().and_then(|extras| extras.shutdown.as_mut()) {
-            if shutdown.is_triggered() || notified.as_mut().poll(cx).is_ready() {
+        if let Some(extras) = this.extras.as_mut().filter(|extras| extras.shutdown.is_some()) {
+            if extras.shutdown_triggered(cx) {
                 *this.done = true;
                 return Poll::Ready(this.source.take_held().map(Ok));
             }
