@@ -6,6 +6,12 @@
 //!   stream, keep-alive 15 s) as an axum response;
 //! - `ssekit` through hyper: the same stream as the body of a `service_fn`
 //!   served by `hyper::server::conn::http1`, a task per connection;
+//! - with the feature `demo-stack`, `ssekit` as the demos serve it:
+//!   hyper-util's `auto` builder (HTTP/1 and HTTP/2 on one port) with a
+//!   header-read timeout, each connection watched for graceful shutdown. The
+//!   feature turns on HTTP/2 in hyper-util, which `axum::serve` then also
+//!   serves (axum's default features serve HTTP/1 only), so that run's
+//!   figures are compared among themselves;
 //! - `axum pattern` through `axum::serve`: a `tokio::sync::broadcast` receiver
 //!   in axum's `Sse` with its `KeepAlive` (15 s), what the axum examples show.
 //!
@@ -73,7 +79,21 @@ fn serve(router: Router) -> SocketAddr {
 /// Serves every request with the hub's stream through hyper's HTTP/1 server,
 /// as the hyper guide does: a task per connection.
 fn serve_hyper(hub: Hub) -> SocketAddr {
-    serve_with(|listener| async move {
+    serve_hyper_with(hub, false)
+}
+
+/// [`serve_hyper`], or (`demo_stack`) as `examples/common/serve.rs` serves:
+/// hyper-util's `auto` builder with a header-read timeout, and a graceful
+/// shutdown watcher on each connection.
+#[cfg_attr(not(feature = "demo-stack"), allow(unused_variables))]
+fn serve_hyper_with(hub: Hub, demo_stack: bool) -> SocketAddr {
+    serve_with(move |listener| async move {
+        #[cfg(feature = "demo-stack")]
+        let (auto, graceful) = {
+            let mut auto = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            auto.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(Duration::from_secs(10));
+            (auto, hyper_util::server::graceful::GracefulShutdown::new())
+        };
         loop {
             let (stream, _) = listener.accept().await.expect("accept");
             let hub = hub.clone();
@@ -85,6 +105,15 @@ fn serve_hyper(hub: Hub) -> SocketAddr {
                     Ok::<_, SubscribeError>(sse.into_http_response())
                 }
             });
+            #[cfg(feature = "demo-stack")]
+            if demo_stack {
+                let connection = auto.serve_connection(hyper_util::rt::TokioIo::new(stream), service).into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                continue;
+            }
             tokio::spawn(async move {
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
@@ -130,12 +159,20 @@ fn main() {
     let connections: usize = std::env::args().nth(1).map_or(2_000, |n| n.parse().expect("a number of connections"));
     let ssekit = serve(Router::new().route("/events", get(ssekit_events)).with_state(Hub::new()));
     let hyper = serve_hyper(Hub::new());
+    let demo_stack = cfg!(feature = "demo-stack").then(|| serve_hyper_with(Hub::new(), true));
     let axum = serve(Router::new().route("/events", get(axum_events)).with_state(Topics::default()));
     let ssekit = per_connection(ssekit, connections);
     let hyper = per_connection(hyper, connections);
+    let demo_stack = demo_stack.map(|addr| per_connection(addr, connections));
     let axum = per_connection(axum, connections);
     println!("heap bytes per idle connection ({connections} connections):");
     println!("  ssekit Hub::sse through axum::serve:                {ssekit:>7.0}  ({:.4}x)", ssekit / axum);
     println!("  ssekit Hub::sse through hyper (http1, service_fn):  {hyper:>7.0}  ({:.4}x)", hyper / axum);
+    if let Some(demo_stack) = demo_stack {
+        println!(
+            "  ssekit Hub::sse as the demos serve (auto, graceful): {demo_stack:>7.0}  ({:.4}x)",
+            demo_stack / axum
+        );
+    }
     println!("  axum pattern (broadcast + Sse) through axum::serve: {axum:>7.0}");
 }
