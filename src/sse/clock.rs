@@ -53,14 +53,17 @@ impl Millis {
     /// An interval, rounded up to the millisecond (a non-zero one stays
     /// non-zero).
     pub(super) fn interval(duration: Option<Duration>) -> Self {
-        duration.map_or(Self::NONE, |d| {
-            Self(u64::try_from(d.as_nanos().div_ceil(1_000_000)).map_or(Self::MAX, |ms| ms.min(Self::MAX)))
-        })
+        duration.map_or(Self::NONE, |d| Self::clamped(d.as_nanos().div_ceil(1_000_000)))
     }
 
     /// A retry hint, in the milliseconds it is sent in (rounded down).
     pub(super) fn hint(duration: Option<Duration>) -> Self {
-        duration.map_or(Self::NONE, |d| Self(u64::try_from(d.as_millis()).map_or(Self::MAX, |ms| ms.min(Self::MAX))))
+        duration.map_or(Self::NONE, |d| Self::clamped(d.as_millis()))
+    }
+
+    /// `ms` milliseconds, or the longest kept.
+    fn clamped(ms: u128) -> Self {
+        Self(u64::try_from(ms).map_or(Self::MAX, |ms| ms.min(Self::MAX)))
     }
 
     pub(super) fn get(self) -> Option<Duration> {
@@ -264,8 +267,7 @@ impl Clock {
 
     /// `deadline` in milliseconds after the clock's start, rounded up.
     fn millis(&self, deadline: Instant) -> u64 {
-        let after = deadline.saturating_duration_since(self.start);
-        u64::try_from(after.as_nanos().div_ceil(1_000_000)).map_or(Millis::MAX, |ms| ms.min(Millis::MAX))
+        Millis::interval(Some(deadline.saturating_duration_since(self.start))).0
     }
 
     /// Fires the deadlines up to `now`; the next one.
@@ -325,11 +327,8 @@ impl State {
         // Free slots at the end are cut off, and the table's space given back
         // once three quarters of it are unused, so that it stays as long as
         // its highest slot in use, not as the most streams it ever held.
-        while self.slots.last().is_some_and(|slot| slot.waker.is_none() && slot.at == UNARMED) {
-            let last = u32::try_from(self.slots.len() - 1).expect("slots are counted in u32");
-            if !self.free.remove(&last) {
-                break;
-            }
+        while self.free.last().is_some_and(|&last| last as usize + 1 == self.slots.len()) {
+            self.free.pop_last();
             self.slots.pop();
         }
         if self.slots.len() * 4 < self.slots.capacity() {

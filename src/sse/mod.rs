@@ -296,7 +296,8 @@ impl<S: Source> Sse<S> {
             source,
             keep_alive: Millis::interval(config.keep_alive),
             stall_timeout: Millis::interval(config.stall_timeout),
-            retry: Millis::hint(None),
+            // The default has no retry hint and no lifetime.
+            retry: Millis::hint(config.retry),
             end_at: None,
             last_write: None,
             done: false,
@@ -304,7 +305,6 @@ impl<S: Source> Sse<S> {
             alarm_waker: None,
             extras: None,
         }
-        .with_config(config)
     }
 
     fn extras(&mut self) -> &mut Extras {
